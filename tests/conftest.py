@@ -1,0 +1,34 @@
+"""Strict settings for the whole suite (after equinox's conftest).
+
+* 4 fake CPU devices, so sharding is exercised on any machine;
+* strict dtype promotion and rank promotion that raises, so silent upcasts are bugs;
+* tests marked ``float64`` run only when x64 is on: ``tests/test_float64.py`` runs them in a
+  process of their own with ``JAX_ENABLE_X64=1`` (x64 is a global switch).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "")
+import jax
+import pytest
+
+jax.config.update("jax_num_cpu_devices", 4)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+X64 = bool(jax.config.jax_enable_x64)
+
+
+def pytest_collection_modifyitems(config, items):
+    skip64 = pytest.mark.skip(reason="float64: runs in its own process (tests/test_float64.py)")
+    for item in items:
+        if "float64" in item.keywords and not X64:
+            item.add_marker(skip64)
+
+
+@pytest.fixture(params=["eager", "jit"])
+def transform(request):
+    """Run a function as it is and under ``jax.jit``: both must give the same answer."""
+    return (lambda f: f) if request.param == "eager" else jax.jit
