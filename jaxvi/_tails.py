@@ -3,12 +3,17 @@ r"""Standard-normal tail functions that stay accurate where the textbook forms c
 The exact posterior is a Normal(t, 1) truncated to ``z ≥ 0`` (in units of ``1/√a``). Its
 moments and the KL gap involve ``δ = φ(t)/Φ(t)`` and ``m = t + δ``, which for ``t → −∞`` are
 the difference of two nearly equal numbers of order ``|t|``. There we use Laplace's continued
-fraction of the Mills ratio,
+fraction of the Mills ratio ``R(y) = Q(y)/φ(y)``,
 
-.. math::  m = t + \delta = \cfrac{1}{y + \cfrac{2}{y + \cfrac{3}{y + \dotsb}}}, \qquad y = -t,
+.. math::  R(y) = \frac{1}{y + m}, \qquad
+    m = t + \delta = \cfrac{1}{y + \cfrac{2}{y + \cfrac{3}{y + \dotsb}}}, \qquad y = -t,
 
-and series in ``1/y²``. The cut-offs and term counts depend on the dtype (a static property):
-each is chosen so that the direct form loses at most ~``y²`` ulps where it is used.
+and a series in ``1/y²`` for the KL gap. The cut-offs and term counts depend on the dtype (a
+static property); each is the smallest that gives ≤ 1 ulp of truncation error at the cut-off
+(measured against mpmath), and the direct forms lose at most ~``y²`` ulps below it.
+
+``jax.scipy.special.erfcx`` is only used for arguments ≤ 4.3: in float32 it is
+``exp(x²)·erfc(x)`` and returns 0 on [9.19, 9.42], where ``erfc`` flushes to zero.
 """
 
 from __future__ import annotations
@@ -18,14 +23,15 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import erfcx, log_ndtr
+from jax.scipy.special import erfcx, log_ndtr, ndtr, ndtri
 
 SQRT_HALF = float(np.sqrt(0.5))
-SQRT_2_OVER_PI = float(np.sqrt(2 / np.pi))
 HALF_LOG_PI_OVER_2 = 0.5 * float(np.log(np.pi / 2))
 HALF_LOG_2PI = 0.5 * float(np.log(2 * np.pi))
+INV_SQRT_2PI = float(1 / np.sqrt(2 * np.pi))
 
-# KL(q* ‖ p) for t → −∞, in powers of e = 1/y²: Σ_k c_k e^(k+2)  (derived with sympy).
+# KL(q* ‖ p) for t → −∞, in powers of e = 1/y²: Σ_k c_k e^(k+2)  (derived with sympy; checked
+# against mpmath by tests/test_reference_exact.py).
 _KL_SERIES = (
     1 / 2,
     -17 / 3,
@@ -41,15 +47,17 @@ _KL_SERIES = (
 
 
 class TailConstants(NamedTuple):
-    cf_from: float  # y beyond which m comes from the continued fraction
+    cf_from: float  # y beyond which m and R come from the continued fraction
     cf_terms: int
     kl_series_from: float  # y beyond which the KL comes from its series
+    quantile_steps: int  # Newton steps of the left-tail quantile
 
 
 def tail_constants(dtype) -> TailConstants:
+    """Cut-offs for ``dtype`` (static). f64: 24 CF terms are ≤ 1 ulp from y = 6 on."""
     if jnp.finfo(dtype).bits >= 64:
-        return TailConstants(cf_from=6.0, cf_terms=24, kl_series_from=20.0)
-    return TailConstants(cf_from=4.0, cf_terms=12, kl_series_from=10.0)
+        return TailConstants(cf_from=6.0, cf_terms=24, kl_series_from=20.0, quantile_steps=8)
+    return TailConstants(cf_from=2.0, cf_terms=32, kl_series_from=10.0, quantile_steps=6)
 
 
 class Mills(NamedTuple):
@@ -59,29 +67,46 @@ class Mills(NamedTuple):
     var: jax.Array
 
 
+def _continued_fraction(y: jax.Array, terms: int) -> tuple[jax.Array, jax.Array]:
+    """``(m, q)`` with ``m = 1/(y + q)`` and ``q = 2/(y + 3/(y + …))``, evaluated bottom-up."""
+    q = jnp.zeros_like(y)
+    for j in range(terms, 1, -1):
+        q = j / (y + q)
+    return 1 / (y + q), q
+
+
 def mills(t: jax.Array) -> Mills:
     """Mean ``t + δ`` and variance ``1 − δ(t + δ)`` of Normal(t, 1) truncated to ``[0, ∞)``."""
     k = tail_constants(t.dtype)
     y = -t
     far = y > k.cf_from
-    # Direct: δ = √(2/π) / erfcx(−t/√2); exact where −t is small, 0 for large t.
+    nonneg = t >= 0
+    # t ≥ 0: δ = φ(t)/Φ(t) with Φ(t) ≥ ½; δ only matters where t is small, so the rounding of
+    # t²/2 inside exp costs nothing.
+    tp = jnp.where(nonneg, t, 0)
+    delta_pos = INV_SQRT_2PI * jnp.exp(-0.5 * tp * tp) / ndtr(tp)
+    # −cf_from ≤ t < 0: δ = 1/R(y) = √(2/π)/erfcx(y/√2), erfcx on [0, 4.3] only.
+    y_mid = jnp.where(far | nonneg, 1, y)
+    delta_mid = 1 / (np.sqrt(np.pi / 2) * erfcx(y_mid * SQRT_HALF))
+    delta = jnp.where(nonneg, delta_pos, delta_mid)
     t_near = jnp.where(far, 0, t)
-    delta = SQRT_2_OVER_PI / erfcx(-t_near * SQRT_HALF)
     m_near = t_near + delta
     var_near = 1 - delta * m_near
-    # Far: m = 1/(y + q), q = 2/(y + 3/(y + …)); then 1 − δm = m(q − m), with no cancellation.
-    y_far = jnp.where(far, y, k.cf_from + 1)
-    q = jnp.zeros_like(y_far)
-    for j in range(k.cf_terms, 1, -1):
-        q = j / (y_far + q)
-    m_far = 1 / (y_far + q)
+    # Far: 1 − δm = m(q − m), with no cancellation.
+    m_far, q = _continued_fraction(jnp.where(far, y, k.cf_from + 1), k.cf_terms)
     var_far = m_far * (q - m_far)
     return Mills(jnp.where(far, m_far, m_near), jnp.where(far, var_far, var_near))
 
 
 def log_mills_ratio(y: jax.Array) -> jax.Array:
-    """``log R(y) = log(Q(y)/φ(y)) = log(√(π/2)·erfcx(y/√2))``, finite for every finite y."""
-    return HALF_LOG_PI_OVER_2 + jnp.log(erfcx(y * SQRT_HALF))
+    """``log R(y) = log(Q(y)/φ(y))`` for ``y ≥ 0``; finite for every finite y."""
+    k = tail_constants(y.dtype)
+    far = y > k.cf_from
+    y_near = jnp.where(far, 0, y)
+    near = HALF_LOG_PI_OVER_2 + jnp.log(erfcx(y_near * SQRT_HALF))
+    y_far = jnp.where(far, y, k.cf_from + 1)
+    m_far, _ = _continued_fraction(y_far, k.cf_terms)
+    return jnp.where(far, -jnp.log(y_far + m_far), near)
 
 
 def kl_at_optimum(t: jax.Array) -> jax.Array:
@@ -89,15 +114,16 @@ def kl_at_optimum(t: jax.Array) -> jax.Array:
 
     With ``u = θ*/√a`` (``u² + tu − 2 = 0``):
     ``KL = u²/2 + 1/u² − 2 + log u + ½log 2π + log Φ(t)``. For ``t < 0`` we write
-    ``y = −t``, ``w = u − y`` and ``R = 1/(y + m)`` and use the equal form
+    ``y = −t``, ``w = u − y = 2/u`` and ``R(y) = 1/(y + m)`` and use the equal form
     ``−w²/2 + 1/u² + log1p((w − m)/(y + m))``, whose terms are O(1/y²) rather than O(y²);
     far out, the series in ``1/y²``.
     """
     k = tail_constants(t.dtype)
     nonneg = t >= 0
-    # t ≥ 0.
+    # t ≥ 0; u = 2/(t/2 + √(t²/4 + 2)) so that t² cannot overflow.
     tp = jnp.where(nonneg, t, 1)
-    u = 4 / (tp + jnp.sqrt(tp * tp + 8))
+    h = tp / 2
+    u = 2 / (h + jnp.sqrt(h * h + 2))
     kl_pos = (u * u / 2 - 2 + 1 / (u * u)) + (jnp.log(u) + HALF_LOG_2PI + log_ndtr(tp))
     # t < 0, moderate.
     y = jnp.where(nonneg, 1, -t)
@@ -108,10 +134,46 @@ def kl_at_optimum(t: jax.Array) -> jax.Array:
     m = mills(-y_mid).m
     kl_mid = (1 / (u_mid * u_mid) - w * w / 2) + jnp.log1p((w - m) / (y_mid + m))
     # t ≪ 0.
-    e = 1 / jnp.where(series, y, k.kl_series_from + 1) ** 2
+    e = 1 / jnp.square(jnp.where(series, y, k.kl_series_from + 1))
     acc = jnp.zeros_like(e)
     for c in reversed(_KL_SERIES):
         acc = acc * e + c
     kl_far = acc * e * e
     kl_neg = jnp.where(series, kl_far, kl_mid)
     return jnp.maximum(jnp.where(nonneg, kl_pos, kl_neg), 0)
+
+
+def truncated_quantile(p: jax.Array, t: jax.Array) -> jax.Array:
+    """Quantile p of Normal(t, 1) truncated to ``[0, ∞)``; finite even where Φ(t) underflows.
+
+    ``t ≥ 0``: invert Φ on the side where the probability is small (``ndtri`` is accurate
+    there). ``t < 0`` (``y = −t``): solve ``log Q(y + z) − log Q(y) = log(1 − p)`` for ``z`` by
+    Newton's method. Its left side is concave and decreasing in ``z``, so Newton from the
+    exponential approximation (the tangent at ``z = 0``) descends monotonically onto the root.
+    The difference of log Mills ratios is formed without cancellation in the continued-fraction
+    region, so ``z`` is accurate relative to itself even for tiny ``p`` and huge ``y``.
+    """
+    k = tail_constants(t.dtype)
+    nonneg = t >= 0
+    tp = jnp.where(nonneg, t, 0)
+    phi_t = ndtr(tp)
+    lower = ndtr(-tp) + p * phi_t  # P(ξ ≤ x) for the untruncated ξ
+    upper = (1 - p) * phi_t
+    x = jnp.where(lower <= 0.5, ndtri(jnp.minimum(lower, 0.5)), -ndtri(jnp.minimum(upper, 0.5)))
+    z_pos = jnp.maximum(tp + x, 0)
+
+    y = jnp.where(nonneg, 1, -t)
+    far = y > k.cf_from
+    target = jnp.log1p(-p)
+    m_y = mills(-y).m
+    log_r_y = log_mills_ratio(y)
+    z = -target / (y + m_y)
+    for _ in range(k.quantile_steps):
+        yz = y + z
+        m_yz = mills(-yz).m
+        # log R(y + z) − log R(y); far out both are −log(· + m) and their ratio is formed first.
+        d_far = -jnp.log1p((z + (m_yz - m_y)) / (y + m_y))
+        d_near = log_mills_ratio(yz) - log_r_y
+        g = -z * (y + z / 2) + jnp.where(far, d_far, d_near) - target
+        z = jnp.maximum(z + g / (yz + m_yz), z / 2)
+    return jnp.where(nonneg, z_pos, z)
