@@ -8,6 +8,7 @@ evidence and the exact KL gap.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from jaxvi._batch import fit as fit
 from jaxvi._closed_form import b as b
 from jaxvi._closed_form import elbo as elbo
 from jaxvi._closed_form import elbo_grad as elbo_grad
@@ -44,6 +45,7 @@ __all__ = [
     "elbo",
     "elbo_grad",
     "elbo_mc",
+    "fit",
     "kl_gap",
     "log_evidence",
     "posterior",

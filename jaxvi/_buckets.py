@@ -1,0 +1,232 @@
+"""Host-side layout for :func:`jaxvi.fit`: length buckets, long-dataset rows and padded blocks.
+
+Ragged datasets are copied into zero-padded ``(rows, width)`` blocks of *shifted* data,
+``x − shift`` with the dataset's first value as its shift. The zeros in the padding then add
+nothing to ``Σ(x − shift)`` or ``Σ(x − shift)²``, so the device does plain row sums with no mask
+(DESIGN §4: a mask or a shift inside the reduction costs about 10x).
+
+* Widths form a geometric ladder ``min_width·2^k ≤ max_width``; a dataset goes to the
+  narrowest width that holds it, so padding wastes less than half of a block.
+* A dataset longer than ``max_width`` is cut into rows of ``max_width`` sharing one shift;
+  their partial sums add up to the dataset's.
+* Row counts are powers of two (times the device count), so the compiled shapes number
+  ``O(log max_len · log chunk_size)`` and repeat from one call to the next.
+
+Nothing here loops over datasets in Python: bucketing is a stable counting sort and blocks are
+built by vectorised gathers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "ChunkPlan",
+    "Flat",
+    "LongRows",
+    "build_block",
+    "chunks",
+    "ladder",
+    "long_rows",
+    "row_counts",
+    "split_buckets",
+]
+
+
+class Flat(NamedTuple):
+    """Datasets as windows of one flat host array.
+
+    Attributes:
+        values: ``(M,)`` host values. Dataset ``d`` is ``values[starts[d]:starts[d] + lengths[d]]``;
+            values outside every window may be garbage (the padding of a :class:`~jaxvi.Padded`).
+        starts: ``(D,)`` int64 first index of each dataset.
+        lengths: ``(D,)`` int64 number of values of each dataset.
+    """
+
+    values: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+
+    def shifts(self) -> np.ndarray:
+        """``(D,)`` the first value of each dataset (0 for an empty one), in the values' dtype."""
+        m = self.values.shape[0]
+        if m == 0:
+            return np.zeros(self.starts.shape, self.values.dtype)
+        first = self.values.take(self.starts, mode="clip")
+        return np.where(self.lengths > 0, first, np.zeros((), self.values.dtype))
+
+
+class LongRows(NamedTuple):
+    """Fixed-width rows cut from the datasets longer than the widest bucket.
+
+    Attributes:
+        dataset: ``(R,)`` index (into the long datasets) of the dataset each row belongs to;
+            rows of one dataset are consecutive.
+        starts: ``(R,)`` first value of each row in the flat array.
+        lengths: ``(R,)`` number of values in each row (``width`` except for the last).
+        first_row: ``(L,)`` index of each long dataset's first row, for ``np.add.reduceat``.
+    """
+
+    dataset: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    first_row: np.ndarray
+
+
+def ladder(min_width: int, max_width: int) -> np.ndarray:
+    """The bucket widths ``min_width·2^k`` up to ``max_width`` (both powers of two), int64."""
+    for name, w in (("min_width", min_width), ("max_width", max_width)):
+        if w < 1 or w & (w - 1):
+            raise ValueError(f"fit: {name} must be a power of two >= 1, got {w}")
+    if max_width < min_width:
+        raise ValueError(f"fit: max_width ({max_width}) must be >= min_width ({min_width})")
+    k = int(np.log2(max_width // min_width))
+    return min_width << np.arange(k + 1, dtype=np.int64)
+
+
+def split_buckets(lengths: np.ndarray, widths: np.ndarray) -> list[np.ndarray]:
+    """Dataset indices per bucket, in input order within each; the last entry holds the
+    datasets longer than ``widths[-1]``.
+
+    Returns:
+        ``len(widths) + 1`` int64 index arrays.
+    """
+    bucket = np.searchsorted(widths, lengths, side="left")
+    order = np.argsort(bucket, kind="stable")
+    ends = np.cumsum(np.bincount(bucket, minlength=len(widths) + 1))
+    return np.split(order, ends[:-1])
+
+
+def long_rows(flat: Flat, long_idx: np.ndarray, width: int) -> LongRows:
+    """Cut the datasets ``long_idx`` (all longer than ``width``) into rows of ``width``."""
+    lengths = flat.lengths[long_idx]
+    nrows = -(-lengths // width)
+    first_row = np.cumsum(nrows) - nrows
+    dataset = np.repeat(np.arange(len(long_idx)), nrows)
+    piece = np.arange(dataset.shape[0]) - first_row[dataset]
+    starts = flat.starts[long_idx][dataset] + piece * width
+    row_len = np.minimum(width, lengths[dataset] - piece * width)
+    return LongRows(dataset, starts, row_len, first_row)
+
+
+def row_counts(count: int, full_rows: int, min_rows: int) -> list[int]:
+    """Rows per chunk for ``count`` rows: full chunks, then one tail of ``min_rows·4^k`` rows.
+
+    ``full_rows`` and ``min_rows`` are multiples of the device count, and so is every
+    count returned. Their sum is ``>= count``; the excess rows are padding. The tail ladder
+    grows by 4, not 2: every distinct tail is one more compilation (seconds for the fused
+    kernel), while the padding it saves is at most one chunk per bucket.
+    """
+    sizes = [full_rows] * (count // full_rows)
+    rest = count - len(sizes) * full_rows
+    if rest:
+        tail = min_rows
+        while tail < rest:
+            tail *= 4
+        sizes.append(min(tail, full_rows))
+    return sizes
+
+
+def build_block(
+    flat: Flat,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    shifts: np.ndarray,
+    width: int,
+    rows: int,
+    dtype: np.dtype,
+) -> np.ndarray:
+    """A ``(rows, width)`` block of ``values[start:start + length] − shift``, zero-padded.
+
+    Rows past ``len(starts)`` are all zero. Slots past a row's length are zero whatever the
+    flat array holds there (NaN included), so a bad value never leaks into another row.
+    The subtraction runs in the dtype of ``shifts`` (float64 for float64 or integer data)
+    before rounding to ``dtype``, so the spread survives a large common offset.
+    """
+    block = np.zeros((rows, width), dtype)
+    k = starts.shape[0]
+    m = flat.values.shape[0]
+    if k == 0 or m == 0:
+        return block
+    iota = np.arange(width)
+    # NaN/inf in unvalidated data or garbage padding is expected here and masked below.
+    with np.errstate(all="ignore"):
+        fits = (starts >= 0) & (starts <= m - width)
+        if fits.all():
+            # Whole-row copies out of a strided window view: several times faster than an
+            # element-wise gather.
+            src = np.lib.stride_tricks.sliding_window_view(flat.values, width)[starts]
+        else:
+            src = flat.values.take(starts[:, None] + iota, mode="clip")
+        np.subtract(src, shifts[:, None], out=block[:k], casting="same_kind")
+        np.copyto(block[:k], 0, where=iota >= lengths[:, None])
+    return block
+
+
+def chunks(sizes: list[int], local_count: int) -> Iterator[tuple[int, slice]]:
+    """``(rows, slice of this process's rows)`` per chunk. A process with fewer rows than the
+    agreed sizes gets empty slices and sends padding, so every process runs the same blocks."""
+    lo = 0
+    for size in sizes:
+        yield size, slice(min(lo, local_count), min(lo + size, local_count))
+        lo += size
+
+
+class ChunkPlan:
+    """Block shapes of one call on one process; every row count is ``num_local·2^k``.
+
+    ``chunk_size`` bounds the values of a block (rows × width); solving takes
+    ``chunk_size // SOLVE_WIDTH`` datasets at a time, since each carries about that many
+    numbers in and out.
+    """
+
+    SOLVE_WIDTH = 8
+
+    def __init__(self, chunk_size: int, num_local: int):
+        per_dev = -(-8 // num_local)
+        self.min_rows = num_local * (1 << (per_dev - 1).bit_length())
+        self.chunk_size = chunk_size
+        self.num_local = num_local
+        self.widths = np.array([1], np.int64)
+        self.buckets: list[np.ndarray] = []
+        self.long_idx = np.zeros(0, np.int64)
+        self.long = LongRows(*(np.zeros(0, np.int64) for _ in LongRows._fields))
+        self.bucket_sizes: list[list[int]] = []
+        self.long_sizes: list[int] = []
+        self.solve_sizes: list[int] = []
+
+    def full_rows(self, width: int) -> int:
+        rows = max(self.chunk_size // (int(width) * self.num_local), 1)
+        return max(self.min_rows, self.num_local * (1 << (rows.bit_length() - 1)))
+
+    def sizes(self, count: int, width: int) -> list[int]:
+        return row_counts(int(count), self.full_rows(width), self.min_rows)
+
+    def widest(self, max_width: int, min_width: int) -> int:
+        """The widest bucket, capped so that a minimal block still fits in ``chunk_size``."""
+        cap = max(self.chunk_size // self.min_rows, 1)
+        return max(min_width, min(max_width, 1 << (cap.bit_length() - 1)))
+
+    def bucket(self, flat: Flat, widths: np.ndarray) -> None:
+        """Split this process's datasets into buckets and long rows."""
+        self.widths = widths
+        self.buckets = split_buckets(flat.lengths, widths)
+        self.long_idx = self.buckets.pop()
+        self.long = long_rows(flat, self.long_idx, int(widths[-1]))
+
+    def agree(self, agree: Callable[[np.ndarray], np.ndarray], num: int) -> None:
+        """Fix the chunk sizes from the counts, maximised over processes by ``agree``."""
+        local = [*map(len, self.buckets), self.long.starts.shape[0], num]
+        counts = agree(np.array(local, np.int64))
+        self.bucket_sizes = [
+            self.sizes(c, w) for c, w in zip(counts[:-2], self.widths, strict=False)
+        ]
+        self.long_sizes = self.sizes(counts[-2], int(self.widths[-1]))
+        self.solve_sizes = self.sizes(counts[-1], self.SOLVE_WIDTH)
+
+    @property
+    def num_jobs(self) -> int:
+        return sum(map(len, self.bucket_sizes)) + len(self.long_sizes) + len(self.solve_sizes)

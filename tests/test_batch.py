@@ -1,0 +1,276 @@
+"""``fit``: input forms, buckets, long datasets, chunks, parameters, dtypes, compilations.
+
+The reference is :func:`jaxvi.solve` on *exact* statistics: shifted sums taken in float64 by
+NumPy, rounded once. ``fit`` sums in float32 in another order, so float32 results agree within
+a stated tolerance, not bit for bit. To keep the suite fast, tests share a few block shapes
+(``OPTS``): every new shape is one more compilation of the fused kernel.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxvi import Padded, Ragged, Solution, SuffStats, fit, solve
+
+OPTS = dict(chunk_size=2048, min_width=8, max_width=64)
+
+
+def make_datasets(seed: int, num: int, max_len: int = 200, dtype=np.float32) -> list[np.ndarray]:
+    """Ragged datasets with a long tail of lengths (some longer than ``max_width``), a few
+    empties, and a mean far from zero so that an unshifted float32 Σx² would fail. Means are
+    positive: a sum that cancels has no relative accuracy in float32, whatever the order."""
+    rng = np.random.default_rng(seed)
+    lengths = np.minimum(rng.geometric(1 / 30, num) - 1, max_len)
+    lengths[::17] = 0
+    return [(rng.normal(rng.uniform(2, 50), rng.uniform(0.5, 3), n)).astype(dtype) for n in lengths]
+
+
+def to_ragged(datasets: list[np.ndarray]) -> Ragged:
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in datasets])]).astype(np.int64)
+    values = np.concatenate(datasets) if datasets else np.zeros(0, np.float32)
+    return Ragged(values, offsets)
+
+
+def exact_stats(datasets: list[np.ndarray], dtype=np.float32) -> SuffStats:
+    """Shifted sums in float64, each rounded once to ``dtype``."""
+    fields = []
+    for d in datasets:
+        shift = float(np.asarray(d[0], dtype)) if len(d) else 0.0
+        y = d.astype(np.float64) - shift
+        fields.append((len(d), y.sum(), (y * y).sum(), shift))
+    cols = np.array(fields, np.float64).reshape(-1, 4).T
+    return SuffStats(*(c.astype(dtype) for c in cols))
+
+
+def reference(datasets, lam=1.0, sigma=1.0, theta=None, dtype=np.float32) -> Solution:
+    """``solve`` on :func:`exact_stats`. Padded with empty datasets to a multiple of 512, so
+    that references of any size share one compiled shape."""
+    num = len(datasets)
+    pad = -num % 512
+    stats = SuffStats(*(np.pad(f, (0, pad)) for f in exact_stats(datasets, dtype)))
+    lam, sigma, theta = (
+        None
+        if p is None
+        else np.pad(np.broadcast_to(np.asarray(p, dtype), (num,)), (0, pad), constant_values=1)
+        for p in (lam, sigma, theta)
+    )
+    sol = solve(stats, lam, sigma, theta=theta)
+    return Solution(*(np.asarray(f)[:num] for f in sol))
+
+
+def assert_solutions_close(got: Solution, want: Solution, lam=1.0, sigma=1.0, rtol=1e-6) -> None:
+    """θ and n within ``rtol`` of their own value, B of ``|Σx|/σ² + λ``; the ELBO and log
+    evidence within ``rtol`` of the magnitude of their terms (they are sums of large terms);
+    the KL gap within DESIGN's float32 goal of 1e-4 (a small difference of those sums)."""
+    assert got.theta.shape == want.theta.shape
+    np.testing.assert_array_equal(got.n, want.n)
+    np.testing.assert_allclose(got.theta, want.theta, rtol=rtol)
+    b_scale = np.abs(want.b + lam) + lam
+    assert np.all(np.abs(got.b - want.b) <= rtol * b_scale), np.max(
+        np.abs(got.b - want.b) / b_scale
+    )
+    kl_rtol = 1e-4 if got.theta.dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(got.kl_gap, want.kl_gap, rtol=kl_rtol, atol=1e-30)
+    scale = np.abs(want.elbo) + np.abs(want.b * want.theta) + want.n * (1 + np.abs(np.log(sigma)))
+    for name in ("elbo", "log_evidence"):
+        err = np.abs(getattr(got, name) - getattr(want, name))
+        assert np.all(err <= rtol * (scale + 1)), (name, np.max(err / (scale + 1)))
+
+
+DATA = make_datasets(0, 300)
+
+
+def test_fit_ragged_matches_solve_on_exact_statistics():
+    got = fit(to_ragged(DATA), **OPTS)
+    assert isinstance(got, Solution)
+    assert all(isinstance(f, np.ndarray) and f.dtype == np.float32 for f in got)
+    assert max(map(len, DATA)) > OPTS["max_width"]  # long datasets are split and recombined
+    assert_solutions_close(got, reference(DATA))
+
+
+def test_every_input_form_gives_the_same_rows():
+    want = fit(to_ragged(DATA), **OPTS)
+    n_max = max(map(len, DATA)) + 5
+    # Padding slots hold garbage, NaN and inf: they must be ignored.
+    x = np.full((len(DATA), n_max), np.nan, np.float32)
+    x[:, -1] = np.inf
+    lengths = np.array([len(d) for d in DATA])
+    for i, d in enumerate(DATA):
+        x[i, : len(d)] = d
+    for data in (Padded(x, lengths), DATA, tuple(DATA)):
+        assert_solutions_close(fit(data, **OPTS), want)
+    stats = fit(exact_stats(DATA), **OPTS)
+    assert_solutions_close(stats, reference(DATA))
+
+
+def test_two_dimensional_array_is_full_rows():
+    rng = np.random.default_rng(1)
+    x = rng.normal(3.0, 1.0, (40, 100)).astype(np.float32)
+    got = fit(x, **OPTS)
+    assert_solutions_close(got, reference(list(x)))
+    assert_solutions_close(fit(jnp.asarray(x), **OPTS), got)
+
+
+def test_per_dataset_parameters_follow_their_dataset():
+    rng = np.random.default_rng(2)
+    num = len(DATA)
+    lam = rng.uniform(0.1, 10, num).astype(np.float32)
+    sigma = rng.uniform(0.5, 4, num).astype(np.float32)
+    theta = rng.uniform(0.1, 3, num).astype(np.float32)
+    got = fit(to_ragged(DATA), lam, sigma, theta=theta, **OPTS)
+    want = reference(DATA, lam, sigma, theta)
+    np.testing.assert_array_equal(got.theta, theta)
+    assert_solutions_close(got, want, lam, sigma, rtol=2e-6)
+
+
+def test_empty_datasets_are_the_prior():
+    got = fit([np.zeros(0, np.float32)] * 3 + [np.ones(4, np.float32)], lam=2.5, **OPTS)
+    np.testing.assert_array_equal(got.n, [0, 0, 0, 4])
+    np.testing.assert_allclose(got.theta[:3], 2.5)
+    np.testing.assert_allclose(got.elbo[:3], 0, atol=1e-6)
+    np.testing.assert_allclose(got.kl_gap[:3], 0, atol=1e-6)
+
+
+def test_no_datasets_gives_empty_rows():
+    got = fit(Ragged(np.zeros(0, np.float32), np.zeros(1, np.int64)), **OPTS)
+    assert all(f.shape == (0,) for f in got)
+    assert all(f.shape == (0,) for f in fit([], **OPTS))
+
+
+def test_integer_data_is_promoted():
+    ints = [np.array([1, 2, 3]), np.array([4, 5], np.int32)]
+    got = fit(ints, **OPTS)
+    assert got.theta.dtype == jnp.asarray(1.0).dtype  # the default float
+    assert_solutions_close(got, reference([d.astype(np.float32) for d in ints]))
+
+
+@pytest.mark.skipif(jax.config.jax_enable_x64, reason="float64 runs natively under x64")
+def test_float64_without_x64_warns_once_and_computes_float32():
+    data = [d.astype(np.float64) for d in DATA]
+    with pytest.warns(UserWarning, match="float64") as record:
+        got = fit(to_ragged(data), **OPTS)
+    assert len(record) == 1
+    assert got.theta.dtype == np.float32
+    assert_solutions_close(got, reference(DATA))
+
+
+@pytest.mark.parametrize(
+    "dtype", [jnp.float32, pytest.param(jnp.float64, marks=pytest.mark.float64)]
+)
+def test_dtype_is_kept(dtype):
+    data = make_datasets(3, 60, dtype=dtype)
+    got = fit(to_ragged(data), **OPTS)
+    assert got.theta.dtype == dtype
+    # float64: statistics from real data within 1e-13 (DESIGN accuracy contract).
+    rtol = 1e-6 if dtype == jnp.float32 else 1e-12
+    assert_solutions_close(got, reference(data, dtype=dtype), rtol=rtol)
+
+
+def test_validate_false_keeps_a_bad_dataset_in_its_own_row():
+    data = [d.copy() for d in DATA[:40]]
+    bad = next(i for i, d in enumerate(data) if len(d) > 3)
+    data[bad][2] = np.nan
+    lam = np.ones(len(data), np.float32)
+    lam[bad + 1] = -1.0
+    got = fit(to_ragged(data), lam, validate=False, **OPTS)
+    clean = fit(to_ragged(DATA[:40]), **OPTS)
+    assert np.isnan(got.theta[bad]) and np.isnan(got.elbo[bad])
+    assert np.isnan(got.elbo[bad + 1])
+    keep = np.ones(len(data), bool)
+    keep[[bad, bad + 1]] = False
+    for name in Solution._fields:
+        np.testing.assert_array_equal(getattr(got, name)[keep], getattr(clean, name)[keep])
+
+
+class CountCompiles:
+    """Counts XLA backend compilations (after optax's ``log_compilations``)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, event: str, *args, **kwargs) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self)
+
+
+def test_second_fit_with_the_same_bucket_shapes_compiles_nothing():
+    first = make_datasets(4, 200)
+    # Other values and lengths, same buckets: the lengths are permuted and the values drawn anew.
+    rng = np.random.default_rng(5)
+    second = [rng.normal(10, 2, len(d)).astype(np.float32) for d in reversed(first)]
+    fit(first, **OPTS)
+    with CountCompiles() as counter:
+        fit(second, lam=3.0, **OPTS)
+    assert counter.count == 0
+    with CountCompiles() as counter:
+        fit(second, **OPTS, exact=False)
+    assert counter.count > 0  # the counter does see compilations
+
+
+def test_compiled_shapes_grow_like_log_of_the_longest_dataset():
+    from jaxvi._batch import _row_sums, _solve_stats
+
+    rng = np.random.default_rng(6)
+    lengths = np.unique(np.geomspace(1, 3000, 400).astype(int))
+    data = [rng.normal(1, 1, n).astype(np.float32) for n in lengths]
+    # Count the shapes this call adds (other tests may have compiled some of them already).
+    before = _row_sums._cache_size(), _solve_stats._cache_size()
+    fit(data, **OPTS)
+    added = _row_sums._cache_size() - before[0], _solve_stats._cache_size() - before[1]
+    widths = int(np.log2(OPTS["max_width"] // OPTS["min_width"])) + 1
+    # a full chunk and a tail per width and for the long rows; solve: a full chunk and a tail
+    assert added[0] <= 2 * widths + 2, added
+    assert added[1] <= 2, added
+
+
+def test_progress_bar_goes_to_stderr(capsys):
+    pytest.importorskip("tqdm")
+    fit(DATA, progress=True, **OPTS)
+    captured = capsys.readouterr()
+    assert "jaxvi.fit" in captured.err and captured.out == ""
+    fit(DATA, **OPTS)
+    assert "jaxvi.fit" not in capsys.readouterr().err
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**16),
+    ladder=st.sampled_from([(8, 64), (16, 64), (8, 32)]),
+    chunk_size=st.sampled_from([2048, 512]),
+    extra_width=st.integers(0, 20),
+)
+def test_invariant_to_bucketing_chunks_and_padding(seed, ladder, chunk_size, extra_width):
+    data = make_datasets(seed, 50, max_len=150)
+    want = reference(data)
+    min_width, max_width = ladder
+    got = fit(to_ragged(data), chunk_size=chunk_size, min_width=min_width, max_width=max_width)
+    assert_solutions_close(got, want)
+    lengths = np.array([len(d) for d in data])
+    x = np.full((len(data), lengths.max() + extra_width), 7.0e30, np.float32)
+    for i, d in enumerate(data):
+        x[i, : len(d)] = d
+    assert_solutions_close(fit(Padded(x, lengths), **OPTS), want)
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**16))
+def test_permuting_datasets_permutes_results(seed):
+    data = make_datasets(seed, 60, max_len=150)
+    perm = np.random.default_rng(seed).permutation(len(data))
+    lam = np.linspace(0.5, 5, len(data)).astype(np.float32)
+    got = fit([data[i] for i in perm], lam[perm], **OPTS)
+    want = fit(data, lam, **OPTS)
+    for name in Solution._fields:
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name)[perm], rtol=1e-6)
