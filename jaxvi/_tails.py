@@ -67,12 +67,13 @@ class Mills(NamedTuple):
     var: jax.Array
 
 
-def _continued_fraction(y: jax.Array, terms: int) -> tuple[jax.Array, jax.Array]:
-    """``(m, q)`` with ``m = 1/(y + q)`` and ``q = 2/(y + 3/(y + …))``, evaluated bottom-up."""
-    q = jnp.zeros_like(y)
-    for j in range(terms, 1, -1):
-        q = j / (y + q)
-    return 1 / (y + q), q
+def _continued_fraction(y: jax.Array, terms: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(m, q, q₃)``: ``m = 1/(y + q)``, ``q = 2/(y + q₃)``, ``q₃ = 3/(y + …)``, bottom-up."""
+    q3 = jnp.zeros_like(y)
+    for j in range(terms, 2, -1):
+        q3 = j / (y + q3)
+    q = 2 / (y + q3)
+    return 1 / (y + q), q, q3
 
 
 def mills(t: jax.Array) -> Mills:
@@ -93,7 +94,7 @@ def mills(t: jax.Array) -> Mills:
     m_near = t_near + delta
     var_near = 1 - delta * m_near
     # Far: 1 − δm = m(q − m), with no cancellation.
-    m_far, q = _continued_fraction(jnp.where(far, y, k.cf_from + 1), k.cf_terms)
+    m_far, q, _ = _continued_fraction(jnp.where(far, y, k.cf_from + 1), k.cf_terms)
     var_far = m_far * (q - m_far)
     return Mills(jnp.where(far, m_far, m_near), jnp.where(far, var_far, var_near))
 
@@ -105,18 +106,40 @@ def log_mills_ratio(y: jax.Array) -> jax.Array:
     y_near = jnp.where(far, 0, y)
     near = HALF_LOG_PI_OVER_2 + jnp.log(erfcx(y_near * SQRT_HALF))
     y_far = jnp.where(far, y, k.cf_from + 1)
-    m_far, _ = _continued_fraction(y_far, k.cf_terms)
+    m_far, _, _ = _continued_fraction(y_far, k.cf_terms)
     return jnp.where(far, -jnp.log(y_far + m_far), near)
+
+
+def _log1p_minus_x(x: jax.Array) -> jax.Array:
+    """``log(1 + x) − x`` for ``0 ≤ x ≤ ½``, without cancellation.
+
+    With ``s = x/(2 + x)``, ``log(1 + x) = 2·atanh(s)`` and ``x − 2s = s·x``, so
+    ``log(1 + x) − x = −s·x + 2s³(1/3 + s²/5 + …)``; ``s ≤ 0.2``, so 8 terms reach 1e-17.
+    """
+    s = x / (2 + x)
+    s2 = s * s
+    acc = jnp.zeros_like(s)
+    for k in range(8, 0, -1):
+        acc = acc * s2 + 1 / (2 * k + 1)
+    return 2 * s * s2 * acc - s * x
 
 
 def kl_at_optimum(t: jax.Array) -> jax.Array:
     r"""``KL(q_θ* ‖ p(z|x))`` as a function of ``t = B/√a`` alone; ≥ 0, → 1/(2t⁴) as t → −∞.
 
     With ``u = θ*/√a`` (``u² + tu − 2 = 0``):
-    ``KL = u²/2 + 1/u² − 2 + log u + ½log 2π + log Φ(t)``. For ``t < 0`` we write
-    ``y = −t``, ``w = u − y = 2/u`` and ``R(y) = 1/(y + m)`` and use the equal form
-    ``−w²/2 + 1/u² + log1p((w − m)/(y + m))``, whose terms are O(1/y²) rather than O(y²);
-    far out, the series in ``1/y²``.
+    ``KL = u²/2 + 1/u² − 2 + log u + ½log 2π + log Φ(t)``, the form used for ``t ≥ 0``.
+    For ``t < 0`` write ``y = −t``, ``w = u − y = 2/u`` and ``R(y) = 1/(y + m)``; the equal
+    form ``−w²/4 + log1p(x)``, ``x = (w − m)/(y + m)``, has terms of order 1/y² and is used
+    up to the continued-fraction cut-off. Beyond it its terms cancel to ``1/(2y⁴)``, so we
+    split it as ``[log1p(x) − x] + [x − w²/4]`` with
+
+    .. math::  x - \frac{w^2}{4} = \frac{d\,(1 + w^2/4) + w^3/8}{y + m}, \qquad
+        d = \frac{w}{2} - m = \frac{w}{2}\,m\,\frac{q\,w\,(w - q_3)}{2},
+
+    where ``m = 1/(y + q)``, ``q = 2/(y + q₃)`` come from the continued fraction: the
+    difference of the two means ``1/u`` and ``m`` is formed from differences that do not
+    cancel. Far out (``y > kl_series_from``), the series in ``1/y²``.
     """
     k = tail_constants(t.dtype)
     nonneg = t >= 0
@@ -125,21 +148,28 @@ def kl_at_optimum(t: jax.Array) -> jax.Array:
     h = tp / 2
     u = 2 / (h + jnp.sqrt(h * h + 2))
     kl_pos = (u * u / 2 - 2 + 1 / (u * u)) + (jnp.log(u) + HALF_LOG_2PI + log_ndtr(tp))
-    # t < 0, moderate.
     y = jnp.where(nonneg, 1, -t)
     series = y > k.kl_series_from
-    y_mid = jnp.where(series, 1, y)
-    w = 4 / (y_mid + jnp.sqrt(y_mid * y_mid + 8))
-    u_mid = y_mid + w
-    m = mills(-y_mid).m
-    kl_mid = (1 / (u_mid * u_mid) - w * w / 2) + jnp.log1p((w - m) / (y_mid + m))
-    # t ≪ 0.
+    cf = y > k.cf_from
+    # 0 < y ≤ cf_from: the direct form loses at most ~4y² ulps.
+    y_near = jnp.where(cf, 1, y)
+    w = 4 / (y_near + jnp.sqrt(y_near * y_near + 8))
+    m = mills(-y_near).m
+    kl_near = jnp.log1p((w - m) / (y_near + m)) - w * w / 4
+    # cf_from < y ≤ kl_series_from.
+    y_cf = jnp.where(cf & ~series, y, k.cf_from + 1)
+    m, q, q3 = _continued_fraction(y_cf, k.cf_terms)
+    w = 4 / (y_cf + jnp.sqrt(y_cf * y_cf + 8))
+    d = (w / 2) * m * (q * w * (w - q3) / 2)
+    x = (w - m) / (y_cf + m)
+    kl_cf = _log1p_minus_x(x) + (d * (1 + w * w / 4) + w * w * w / 8) / (y_cf + m)
+    # y > kl_series_from.
     e = 1 / jnp.square(jnp.where(series, y, k.kl_series_from + 1))
     acc = jnp.zeros_like(e)
     for c in reversed(_KL_SERIES):
         acc = acc * e + c
     kl_far = acc * e * e
-    kl_neg = jnp.where(series, kl_far, kl_mid)
+    kl_neg = jnp.where(series, kl_far, jnp.where(cf, kl_cf, kl_near))
     return jnp.maximum(jnp.where(nonneg, kl_pos, kl_neg), 0)
 
 
