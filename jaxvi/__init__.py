@@ -15,6 +15,7 @@ from jaxvi._closed_form import elbo_grad as elbo_grad
 from jaxvi._closed_form import theta_star as theta_star
 from jaxvi._data import Padded as Padded
 from jaxvi._data import Ragged as Ragged
+from jaxvi._empirical_bayes import estimate_lam as estimate_lam
 from jaxvi._exact import Posterior as Posterior
 from jaxvi._exact import kl_gap as kl_gap
 from jaxvi._exact import log_evidence as log_evidence
@@ -45,6 +46,7 @@ __all__ = [
     "elbo",
     "elbo_grad",
     "elbo_mc",
+    "estimate_lam",
     "fit",
     "kl_gap",
     "log_evidence",
