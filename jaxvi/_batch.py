@@ -146,24 +146,24 @@ def _rows(value: np.ndarray | None, sel: Any, size: int, fill: float, dtype: np.
 
 def _sum_jobs(
     flat: Flat,
-    rows: tuple[np.ndarray, np.ndarray, np.ndarray],
+    rows: Callable[[slice], tuple[np.ndarray, ...]],
+    count: int,
     width: int,
     sizes: list[int],
-    dst: tuple[np.ndarray, np.ndarray],
-    dst_idx: np.ndarray,
+    store: Callable[[np.ndarray, tuple[np.ndarray, np.ndarray]], None],
     dtype: np.dtype,
 ) -> Iterator[Job]:
-    """Row sums of ``rows = (starts, lengths, shifts)`` at ``width``, into ``dst[·][dst_idx]``."""
-    starts, lengths, shifts = rows
-    for size, sl in chunks(sizes, starts.shape[0]):
-        y = build_block(flat, starts[sl], lengths[sl], shifts[sl], width, size, dtype)
+    """Row sums at ``width`` of ``count`` rows; ``rows(slice)`` gives
+    ``(key, starts, lengths, shifts)`` of a chunk and ``store(key, sums)`` keeps its sums."""
+    for size, sl in chunks(sizes, count):
+        key, starts, lengths, shifts = rows(sl)
+        y = build_block(flat, starts, lengths, shifts, width, size, dtype)
+        yield _row_sums, (y,), partial(_store_sums, store, key)
 
-        def store(res, where=dst_idx[sl]):
-            k = where.shape[0]
-            dst[0][where] = res[0][:k]
-            dst[1][where] = res[1][:k]
 
-        yield _row_sums, (y,), store
+def _store_sums(store, key, res) -> None:
+    k = key.shape[0]
+    store(key, (res[0][:k], res[1][:k]))
 
 
 def _solve_jobs(
@@ -207,23 +207,38 @@ def _reduce(
         shift = flat.shifts().astype(dtype)
     work_shift = shift.astype(np.result_type(flat.values.dtype, np.float32))
     sums = (np.zeros(num, dtype), np.zeros(num, dtype))
+
+    def assign(idx, part):
+        sums[0][idx], sums[1][idx] = part
+
     jobs = []
     for width, idx, size in zip(widths, plan.buckets, plan.bucket_sizes, strict=True):
-        rows = (flat.starts[idx], flat.lengths[idx], work_shift[idx])
-        jobs.append(_sum_jobs(flat, rows, int(width), size, sums, idx, dtype))
+
+        def bucket_rows(sl, idx=idx):
+            sel = idx[sl]
+            return sel, flat.starts[sel], flat.lengths[sel], work_shift[sel]
+
+        jobs.append(_sum_jobs(flat, bucket_rows, len(idx), int(width), size, assign, dtype))
+
     long = plan.long
-    long_sums = (np.zeros(long.starts.shape[0]), np.zeros(long.starts.shape[0]))
-    rows = (long.starts, long.lengths, work_shift[plan.long_idx][long.dataset])
+    long_idx = plan.long_idx
+    # The rows of one dataset share its shift, so their partial sums simply add (in float64).
+    long_sums = (np.zeros(long_idx.shape[0]), np.zeros(long_idx.shape[0]))
+
+    def long_rows(sl):
+        dataset, starts, lengths = long.rows(sl)
+        return dataset, starts, lengths, work_shift[long_idx[dataset]]
+
+    def accumulate(dataset, part):
+        for dst, src in zip(long_sums, part, strict=True):
+            np.add.at(dst, dataset, src)
+
     jobs.append(
-        _sum_jobs(
-            flat, rows, int(widths[-1]), plan.long_sizes, long_sums, np.arange(len(rows[0])), dtype
-        )
+        _sum_jobs(flat, long_rows, long.count, long.width, plan.long_sizes, accumulate, dtype)
     )
     _run((job for it in jobs for job in it), dev, bar)
-    if plan.long_idx.shape[0]:
-        # The rows of one dataset share its shift, so their partial sums simply add (in float64).
-        for dst, part in zip(sums, long_sums, strict=True):
-            dst[plan.long_idx] = np.add.reduceat(part, long.first_row)
+    for dst, src in zip(sums, long_sums, strict=True):
+        dst[long_idx] = src
     return flat.lengths.astype(dtype), sums[0], sums[1], shift
 
 
@@ -341,6 +356,7 @@ def fit(
 
     dev = _Devices(devices)
     plan = ChunkPlan(chunk_size, dev.num_local)
+    ladder(min_width, max_width)  # checks the options as the user gave them
     widths = ladder(min_width, plan.widest(max_width, min_width))
     if is_flat:
         plan.bucket(prepared, widths)

@@ -60,20 +60,38 @@ class Flat(NamedTuple):
 
 
 class LongRows(NamedTuple):
-    """Fixed-width rows cut from the datasets longer than the widest bucket.
+    """Fixed-width rows cut from the datasets longer than the widest bucket, made on demand.
+
+    Only per-dataset arrays are kept, so the bookkeeping grows with the number of long
+    datasets, not with their number of rows (that is, with the input).
 
     Attributes:
-        dataset: ``(R,)`` index (into the long datasets) of the dataset each row belongs to;
-            rows of one dataset are consecutive.
-        starts: ``(R,)`` first value of each row in the flat array.
-        lengths: ``(R,)`` number of values in each row (``width`` except for the last).
-        first_row: ``(L,)`` index of each long dataset's first row, for ``np.add.reduceat``.
+        starts: ``(L,)`` first value of each long dataset in the flat array.
+        lengths: ``(L,)`` length of each long dataset.
+        first_row: ``(L + 1,)`` index of each long dataset's first row, then the row count.
+        width: the row width.
     """
 
-    dataset: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
     first_row: np.ndarray
+    width: int
+
+    @property
+    def count(self) -> int:
+        return int(self.first_row[-1])
+
+    def rows(self, sl: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(dataset, starts, lengths)`` of the rows ``sl``; ``dataset`` indexes the long
+        datasets, and a dataset's rows are consecutive."""
+        row = np.arange(sl.start, sl.stop)
+        dataset = np.searchsorted(self.first_row, row, side="right") - 1
+        piece = (row - self.first_row[dataset]) * self.width
+        return (
+            dataset,
+            self.starts[dataset] + piece,
+            np.minimum(self.width, self.lengths[dataset] - piece),
+        )
 
 
 def ladder(min_width: int, max_width: int) -> np.ndarray:
@@ -101,15 +119,10 @@ def split_buckets(lengths: np.ndarray, widths: np.ndarray) -> list[np.ndarray]:
 
 
 def long_rows(flat: Flat, long_idx: np.ndarray, width: int) -> LongRows:
-    """Cut the datasets ``long_idx`` (all longer than ``width``) into rows of ``width``."""
+    """Plan the rows of ``width`` that the datasets ``long_idx`` (all longer) are cut into."""
     lengths = flat.lengths[long_idx]
-    nrows = -(-lengths // width)
-    first_row = np.cumsum(nrows) - nrows
-    dataset = np.repeat(np.arange(len(long_idx)), nrows)
-    piece = np.arange(dataset.shape[0]) - first_row[dataset]
-    starts = flat.starts[long_idx][dataset] + piece * width
-    row_len = np.minimum(width, lengths[dataset] - piece * width)
-    return LongRows(dataset, starts, row_len, first_row)
+    first_row = np.concatenate([[0], np.cumsum(-(-lengths // width))]).astype(np.int64)
+    return LongRows(flat.starts[long_idx], lengths, first_row, width)
 
 
 def row_counts(count: int, full_rows: int, min_rows: int) -> list[int]:
@@ -193,7 +206,7 @@ class ChunkPlan:
         self.widths = np.array([1], np.int64)
         self.buckets: list[np.ndarray] = []
         self.long_idx = np.zeros(0, np.int64)
-        self.long = LongRows(*(np.zeros(0, np.int64) for _ in LongRows._fields))
+        self.long = LongRows(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(1, np.int64), 1)
         self.bucket_sizes: list[list[int]] = []
         self.long_sizes: list[int] = []
         self.solve_sizes: list[int] = []
@@ -219,7 +232,7 @@ class ChunkPlan:
 
     def agree(self, agree: Callable[[np.ndarray], np.ndarray], num: int) -> None:
         """Fix the chunk sizes from the counts, maximised over processes by ``agree``."""
-        local = [*map(len, self.buckets), self.long.starts.shape[0], num]
+        local = [*map(len, self.buckets), self.long.count, num]
         counts = agree(np.array(local, np.int64))
         self.bucket_sizes = [
             self.sizes(c, w) for c, w in zip(counts[:-2], self.widths, strict=False)

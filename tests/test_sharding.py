@@ -1,0 +1,46 @@
+"""``fit`` shards the dataset axis over every device by default, and the device count never
+changes a result (tests run with 4 fake CPU devices, see ``conftest.py``)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.sharding import NamedSharding, PartitionSpec
+from test_batch import OPTS, make_datasets, to_ragged
+
+import jaxvi._batch
+from jaxvi import Solution, fit
+
+
+def test_blocks_are_sharded_over_every_device_by_default(monkeypatch):
+    assert jax.device_count() == 4
+    seen = []
+    row_sums = jaxvi._batch._row_sums
+
+    def spy(y):
+        seen.append(y.sharding)
+        return row_sums(y)
+
+    monkeypatch.setattr(jaxvi._batch, "_row_sums", spy)
+    fit(make_datasets(0, 100), **OPTS)
+    assert seen
+    for sharding in seen:
+        assert isinstance(sharding, NamedSharding)
+        assert sharding.spec == PartitionSpec("data")
+        assert set(sharding.device_set) == set(jax.devices())
+
+    seen.clear()
+    fit(make_datasets(0, 100), devices=jax.devices()[:1], **OPTS)
+    assert seen and all(len(s.device_set) == 1 for s in seen)
+
+
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**16), num_devices=st.sampled_from([1, 4]))
+def test_results_do_not_depend_on_the_device_count(seed, num_devices):
+    data = to_ragged(make_datasets(seed, 100, max_len=150))
+    want = fit(data, devices=jax.devices()[:num_devices], **OPTS)
+    got = fit(data, devices=jax.devices()[: 5 - num_devices], **OPTS)
+    for name in Solution._fields:
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-6, err_msg=name)
