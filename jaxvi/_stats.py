@@ -87,7 +87,9 @@ def suff_stats(
         ([3.0, 1.0], [6.0, 5.0])
     """
     dtype = float_dtype(x)
-    x = jnp.asarray(x, dtype)
+    # No op may touch x before the mask: even a no-op cast of its padded NaN trips
+    # jax.debug_nans outside jit.
+    x = x if isinstance(x, jax.Array) and x.dtype == dtype else jnp.asarray(x, dtype)
     if x.ndim < 1:
         raise ValueError(
             f"suff_stats: x must have at least one axis (..., n_max); got shape {x.shape}"
