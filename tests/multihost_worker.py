@@ -1,0 +1,51 @@
+"""One process of the two-process ``jax.distributed`` run of ``tests/test_multihost.py``.
+
+Usage: ``python multihost_worker.py PORT PROCESS_ID INPUT.npz OUTPUT.npz``. The input holds
+every dataset (``values``, ``offsets``, ``lam``) and ``split``, the first dataset of process 1;
+each process fits only its own share and saves its rows.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(port: int, process_id: int, inputs: str, output: str) -> None:
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.config.update("jax_num_cpu_devices", 2)
+    jax.distributed.initialize(
+        coordinator_address=f"127.0.0.1:{port}",
+        num_processes=2,
+        process_id=process_id,
+        initialization_timeout=60,
+    )
+    import numpy as np
+
+    import jaxvi._batch
+    from jaxvi import Ragged, fit
+
+    # Every block must be one global array over both processes' devices.
+    global_blocks = []
+    row_sums = jaxvi._batch._row_sums
+
+    def spy(y):
+        global_blocks.append(len(y.sharding.device_set) == 4 and not y.is_fully_addressable)
+        return row_sums(y)
+
+    jaxvi._batch._row_sums = spy
+
+    assert jax.process_count() == 2 and jax.device_count() == 4
+    data = np.load(inputs)
+    offsets, lam, split = data["offsets"], data["lam"], int(data["split"])
+    lo, hi = (0, split) if process_id == 0 else (split, len(offsets) - 1)
+    mine = offsets[lo : hi + 1]
+    local = Ragged(data["values"][mine[0] : mine[-1]], mine - mine[0])
+    sol = fit(local, lam[lo:hi], chunk_size=int(data["chunk_size"]), max_width=64)
+    np.savez(output, global_blocks=np.array(global_blocks), **sol._asdict())
+    jax.distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
