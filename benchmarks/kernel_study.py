@@ -1,0 +1,162 @@
+"""Kernel study: row sums (Σy, Σy²) over a padded float32 block, as fractions of ``jnp.sum``.
+
+XLA:CPU's reduction emitters are uneven (DESIGN §4), so every candidate formulation is timed
+side by side in ONE process, interleaved round-robin so that noise from the shared machine
+hits all of them alike, and reported as a fraction of ``jnp.sum`` over the same bytes.
+
+Run::
+
+    /work/venv/bin/python benchmarks/kernel_study.py --rows 2000000 --cols 64 --reps 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from jaxvi import solve, suff_stats
+
+
+def _variadic(y):
+    return lax.reduce(
+        (y, y * y),
+        (jnp.zeros((), y.dtype), jnp.zeros((), y.dtype)),
+        lambda a, b: (a[0] + b[0], a[1] + b[1]),
+        (1,),
+    )
+
+
+def _halving(x):
+    # Row sums as a tree of elementwise adds of column halves: no reduction emitter at all.
+    s, s2 = x, x * x
+    while s.shape[1] > 1:
+        h = s.shape[1] // 2
+        s = s[:, :h] + s[:, h:]
+        s2 = s2[:, :h] + s2[:, h:]
+    return s[:, 0], s2[:, 0]
+
+
+def candidates(x, lengths, ones):
+    """name -> (jitted fn, args). Everything reads the same (D, L) float32 bytes."""
+    c = x[:, 0]
+    xt = jnp.asarray(x.T)
+    mesh = jax.make_mesh((2,), ("d",))
+    row_sh = NamedSharding(mesh, PartitionSpec("d", None))
+    xs = jax.device_put(x, row_sh)
+    ls = jax.device_put(lengths, NamedSharding(mesh, PartitionSpec("d")))
+
+    def solve_full(x):
+        return solve(suff_stats(x), exact=False)
+
+    def solve_exact(x):
+        return solve(suff_stats(x), exact=True)
+
+    def solve_masked(x, n):
+        return solve(suff_stats(x, n), exact=False)
+
+    def solve_masked_exact(x, n):
+        return solve(suff_stats(x, n), exact=True)
+
+    return {
+        "jnp.sum(x) [roofline]": (jnp.sum, (x,)),
+        "jnp.sum(x) sharded x2": (jnp.sum, (xs,)),
+        "x.sum(1)": (lambda x: x.sum(1), (x,)),
+        "(x-c).sum(1), c arg": (lambda x, c: (x - c[:, None]).sum(1), (x, c)),
+        "x.sum(1), (x*x).sum(1)": (lambda x: (x.sum(1), (x * x).sum(1)), (x,)),
+        "variadic reduce (x, x*x)": (_variadic, (x,)),
+        "y=x-x[:,:1]; y.sum, (y*y).sum": (
+            lambda x: (lambda y: (y.sum(1), (y * y).sum(1)))(x - x[:, :1]),
+            (x,),
+        ),
+        "x@ones": (lambda x, o: x @ o, (x, ones)),
+        "x@ones, (x*x)@ones": (lambda x, o: (x @ o, (x * x) @ o), (x, ones)),
+        "x@ones, einsum(dl,dl->d)": (
+            lambda x, o: (x @ o, jnp.einsum("dl,dl->d", x, x)),
+            (x, ones),
+        ),
+        "[x, x*x]@ones (concat)": (
+            lambda x, o: jnp.concatenate([x, x * x], 1).reshape(-1, 2, x.shape[1]) @ o,
+            (x, ones),
+        ),
+        "halving tree of slices": (_halving, (x,)),
+        "reshape (D,4,16) sum(-1).sum(-1) x2": (
+            lambda x: (
+                x.reshape(x.shape[0], 4, -1).sum(-1).sum(-1),
+                (x * x).reshape(x.shape[0], 4, -1).sum(-1).sum(-1),
+            ),
+            (x,),
+        ),
+        "columns xT.sum(0), (xT*xT).sum(0)": (lambda t: (t.sum(0), (t * t).sum(0)), (xt,)),
+        "sharded x.sum(1), (x*x).sum(1)": (lambda x: (x.sum(1), (x * x).sum(1)), (xs,)),
+        "sharded x@ones, (x*x)@ones": (lambda x, o: (x @ o, (x * x) @ o), (xs, ones)),
+        "masked where(iota<n).sum x2": (
+            lambda x, n: (lambda y: (y.sum(1), (y * y).sum(1)))(
+                jnp.where(jnp.arange(x.shape[1]) < n[:, None], x, 0)
+            ),
+            (x, lengths),
+        ),
+        "solve(suff_stats(x))": (solve_full, (x,)),
+        "solve(suff_stats(x)) exact": (solve_exact, (x,)),
+        "solve(suff_stats(x, n))": (solve_masked, (x, lengths)),
+        "solve(suff_stats(x, n)) exact": (solve_masked_exact, (x, lengths)),
+        "sharded solve(suff_stats(x))": (solve_full, (xs,)),
+        "sharded solve(suff_stats(x)) exact": (solve_exact, (xs,)),
+        "sharded solve(suff_stats(x, n)) exact": (solve_masked_exact, (xs, ls)),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--rows", type=int, default=2_000_000)
+    p.add_argument("--cols", type=int, default=64)
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--only", default="", help="comma-separated substrings of names to keep")
+    args = p.parse_args()
+    jax.config.update("jax_num_cpu_devices", 2)  # before the backend starts
+    rng = np.random.default_rng(0)
+    x = jax.device_put(rng.normal(3.0, 1.0, (args.rows, args.cols)).astype(np.float32))
+    lengths = jax.device_put(rng.integers(1, args.cols + 1, args.rows).astype(np.int32))
+    ones = jnp.ones((args.cols,), jnp.float32)
+    cands = candidates(x, lengths, ones)
+    if args.only:
+        keep = ["roofline", *args.only.split(",")]
+        cands = {k: v for k, v in cands.items() if any(s in k for s in keep)}
+    compiled, compile_s = {}, {}
+    for name, (fn, a) in cands.items():
+        t0 = time.perf_counter()
+        compiled[name] = jax.jit(fn).lower(*a).compile()
+        compile_s[name] = time.perf_counter() - t0
+        jax.block_until_ready(compiled[name](*a))  # warm-up
+    times = {k: [] for k in cands}
+    for _ in range(args.reps):
+        for name, (_, a) in cands.items():
+            f = compiled[name]
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(*a))
+            times[name].append(time.perf_counter() - t0)
+    nbytes = x.size * x.dtype.itemsize
+    roof = statistics.median(times["jnp.sum(x) [roofline]"])
+    print(f"# {args.rows} x {args.cols} float32 = {nbytes / 1e9:.3f} GB; jax {jax.__version__}")
+    print(f"# devices: {jax.devices()}; nproc {os.cpu_count()}; reps {args.reps}")
+    print("| formulation | median ms | GB/s | fraction of jnp.sum | compile s |")
+    print("|---|---|---|---|---|")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(
+            f"| {name} | {med * 1e3:.1f} | {nbytes / med / 1e9:.1f} | {roof / med:.2f} "
+            f"| {compile_s[name]:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
