@@ -1,4 +1,8 @@
-"""The ``jaxvi`` command. It parses arguments, calls the library and prints: no numerics here."""
+"""The ``jaxvi`` command. It parses arguments, calls the library and prints: no numerics here.
+
+Each subcommand is registered by one ``_add_<name>(sub)`` function listed in
+:data:`SUBCOMMANDS`; its handler imports the library lazily, so ``jaxvi --help`` is instant.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,37 @@ def _size_range(text: str) -> tuple[int, int]:
     return low, high
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _sizes(text: str) -> tuple[int, int]:
+    """``LOW:HIGH`` or a single size ``N`` (= ``N:N``)."""
+    return _size_range(text if ":" in text else f"{text}:{text}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line on stderr (exit code 2), like every other input error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lam", type=_positive_float, default=1.0, help="prior rate lambda > 0 (default: 1)"
+    )
+    parser.add_argument(
+        "--sigma", type=_positive_float, default=1.0, help="noise scale sigma > 0 (default: 1)"
+    )
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from jaxvi._demo import QUANTILES, run_demo
 
@@ -35,6 +70,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         ("device", r.device),
         ("datasets", f"{r.num_datasets:,}"),
         ("points", f"{r.num_points:,}"),
+        ("simulate time", f"{r.simulate_seconds:.2f} s"),
         ("compile time", f"{r.compile_seconds:.2f} s"),
         ("run time", f"{r.run_seconds:.3f} s"),
         ("datasets/s", f"{r.datasets_per_second:,.0f}"),
@@ -56,14 +92,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``jaxvi`` command."""
-    parser = argparse.ArgumentParser(
-        prog="jaxvi",
-        description="Exact closed-form variational inference for z ~ Exponential(lam), "
-        "x_i | z ~ Normal(z, sigma^2), over millions of datasets at once.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add_demo(sub) -> None:
     demo = sub.add_parser(
         "demo",
         help="simulate a built-in workload and solve it all on the default device",
@@ -83,10 +112,254 @@ def build_parser() -> argparse.ArgumentParser:
         default=(1, 64),
         help="inclusive range of dataset sizes LOW:HIGH (default: 1:64)",
     )
-    demo.add_argument("--lam", type=float, default=1.0, help="prior rate lambda (default: 1)")
-    demo.add_argument("--sigma", type=float, default=1.0, help="noise scale sigma (default: 1)")
+    _add_model_options(demo)
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.set_defaults(func=_cmd_demo)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from jaxvi._study import simulate_to_file
+
+    data, truth, rows = simulate_to_file(
+        args.output,
+        args.num_datasets,
+        lam=args.lam,
+        sigma=args.sigma,
+        sizes=args.sizes,
+        seed=args.seed,
+        dtype=args.dtype,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        print(f"wrote {args.num_datasets:,} datasets ({rows:,} rows) to {data}")
+        print(f"wrote the true z to {truth}")
+    return 0
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="draw datasets from the model into a long table file",
+        description="Draw NUM datasets from z ~ Exponential(lam), x_i | z ~ Normal(z, sigma^2) "
+        "and write them as a long table with columns dataset_id (0, 1, ...) and x. The true z "
+        "go beside it in STEM.truth.EXT with columns dataset_id, n, z. The format follows "
+        "OUTPUT's extension: .parquet (needs the cli extra), .csv or .npz. The same seed gives "
+        "the same files. Data are drawn a chunk at a time, so memory stays bounded.",
+        epilog="example: jaxvi simulate -n 100000 --sizes 1:64 --seed 1 -o data.parquet",
+    )
+    p.add_argument(
+        "-n", "--num-datasets", type=_positive_int, required=True, help="number of datasets"
+    )
+    p.add_argument("-o", "--output", required=True, help="output table: .parquet, .csv or .npz")
+    _add_model_options(p)
+    p.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=(1, 64),
+        help="dataset sizes: an inclusive range LOW:HIGH drawn uniformly, or one size N "
+        "(default: 1:64)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="precision of the simulated values (default: float32)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    p.set_defaults(func=_cmd_simulate)
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from jaxvi._study import fit_file
+
+    s = fit_file(
+        args.input,
+        args.output,
+        lam=args.lam,
+        sigma=args.sigma,
+        theta=args.theta,
+        dtype=args.dtype,
+        chunk_size=args.chunk_size,
+        id_column=args.id_column,
+        value_column=args.value_column,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        how = "streamed" if s.streamed else "in memory"
+        print(
+            f"fitted {s.num_datasets:,} datasets ({s.num_rows:,} input rows, {s.num_chunks:,} "
+            f"chunks, {how}) in {s.seconds:.2f} s -> {args.output}"
+        )
+    return 0
+
+
+def _add_fit(sub) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="fit every dataset of a table file and write one result row per dataset",
+        description="Read INPUT, a long table with one row per observation (columns "
+        "dataset_id and x; ids may be integers or strings, rows in any order) or a table of "
+        "precomputed statistics (columns dataset_id, n, sum_x, sum_x2; optional shift, the "
+        "value the sums were taken about), in Parquet, CSV or NPZ (keys values, offsets and "
+        "optional ids; or n, sum_x, sum_x2). Write OUTPUT with one row per dataset, in order of "
+        "each id's first appearance: dataset_id, n, b, theta, elbo, grad, log_evidence, "
+        "kl_gap, q_mean (= 1/theta), post_mean, post_sd (the exact posterior's mean and sd). "
+        "lam, sigma, the dtype, jaxvi's version (and fixed_theta, if given) go in the "
+        "metadata (Parquet schema metadata, '# key=value' lines atop a CSV, NPZ keys). A "
+        "Parquet input sorted by "
+        "id is streamed a chunk at a time, in bounded memory. OUTPUT is written atomically.",
+        epilog="example: jaxvi fit data.parquet -o results.parquet --lam 1 --sigma 1",
+    )
+    p.add_argument("input", metavar="INPUT", help="input table: .parquet, .csv or .npz")
+    p.add_argument("-o", "--output", required=True, help="results table: .parquet, .csv or .npz")
+    _add_model_options(p)
+    p.add_argument(
+        "--theta",
+        type=_positive_float,
+        default=None,
+        help="evaluate q at this rate for every dataset instead of the optimum theta*",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="working precision; float64 switches JAX's x64 mode on (default: float32)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=1 << 18,
+        help="datasets per chunk; bounds memory when streaming (default: 262144)",
+    )
+    p.add_argument(
+        "--id-column", default="dataset_id", help="dataset id column (default: dataset_id)"
+    )
+    p.add_argument("--value-column", default="x", help="observation column (default: x)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    p.set_defaults(func=_cmd_fit)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from jaxvi._report import write_report
+
+    files, text = write_report(
+        args.results, args.output, truth=args.truth, lam=args.lam, sigma=args.sigma
+    )
+    if not args.quiet:
+        print(text, end="")
+        print("wrote " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="plot and summarise a results table (and the truth of a simulation)",
+        description="Read RESULTS written by 'jaxvi fit' and write into DIR: "
+        "q_mean_vs_post_mean.png (q*'s mean 1/theta* against the exact posterior mean, and "
+        "their gap in posterior sds against N), kl_gap_vs_n.png (KL(q* || p(z|x)) against N) "
+        "and summary.txt. With --truth (the STEM.truth.EXT file of 'jaxvi simulate'), also "
+        "coverage.png: how often 95%% equal-tailed intervals of q* (Exponential quantiles) and "
+        "of the exact posterior hold the true z, overall and by N. lam and sigma are read from "
+        "RESULTS' metadata unless given.",
+        epilog="example: jaxvi report results.parquet --truth data.truth.parquet -o report/",
+    )
+    p.add_argument("results", metavar="RESULTS", help="results table of 'jaxvi fit'")
+    p.add_argument("--truth", metavar="TRUTH", help="truth table (dataset_id, n, z)")
+    p.add_argument("-o", "--output", metavar="DIR", required=True, help="output directory")
+    p.add_argument(
+        "--lam",
+        type=_positive_float,
+        default=None,
+        help="prior rate used for the fit (default: from RESULTS' metadata)",
+    )
+    p.add_argument(
+        "--sigma",
+        type=_positive_float,
+        default=None,
+        help="noise scale used for the fit (default: from RESULTS' metadata)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from jaxvi._bench import parse_peers, run_bench
+
+    peers = parse_peers(args.peers)
+    report = run_bench(
+        args.num_datasets,
+        padded_rows=args.padded_rows,
+        peers=peers,
+        reps=args.reps,
+        svi_datasets=args.svi_datasets,
+        svi_steps=args.svi_steps,
+    )
+    print(report.format())
+    return 0
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="time jaxvi against the roofline and its peers on this device",
+        description="Time, in one process, the padded kernel on a device-resident float32 "
+        "block, fit() end to end on ragged host data, jnp.sum over the same bytes (the "
+        "roofline proxy) and the peers (NumPy reduceat, PyTorch segment_reduce, NumPyro SVI). "
+        "Prints datasets/s, GB/s and fractions of the roofline; on GPU/TPU also of the "
+        "device's nominal bandwidth.",
+        epilog="example: jaxvi bench -n 100000 --padded-rows 200000 --peers numpy,torch",
+    )
+    p.add_argument(
+        "-n",
+        "--num-datasets",
+        type=_positive_int,
+        default=1_000_000,
+        help="ragged datasets (default: 1,000,000)",
+    )
+    p.add_argument(
+        "--padded-rows",
+        type=int,
+        default=2_000_000,
+        help="rows of the (ROWS, 64) padded block; 0 skips it (default: 2,000,000)",
+    )
+    p.add_argument(
+        "--peers",
+        default="auto",
+        help="comma-separated peers among numpy,torch,numpyro, or 'none' (default: 'auto', "
+        "the installed ones)",
+    )
+    p.add_argument("--reps", type=_positive_int, default=5, help="repetitions (default: 5)")
+    p.add_argument(
+        "--svi-datasets",
+        type=_positive_int,
+        default=256,
+        help="datasets NumPyro fits, its datasets/s is scaled from them (default: 256)",
+    )
+    p.add_argument(
+        "--svi-steps", type=_positive_int, default=2000, help="SVI steps (default: 2000)"
+    )
+    p.set_defaults(func=_cmd_bench)
+
+
+# One registration function per subcommand; `jaxvi bench` adds itself here.
+SUBCOMMANDS = [_add_demo, _add_simulate, _add_fit, _add_report, _add_bench]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``jaxvi`` command."""
+    parser = _Parser(
+        prog="jaxvi",
+        description="Exact closed-form variational inference for z ~ Exponential(lam), "
+        "x_i | z ~ Normal(z, sigma^2), over millions of datasets at once. A simulation study "
+        "in three commands: jaxvi simulate -> jaxvi fit -> jaxvi report.",
+        epilog="Run 'jaxvi COMMAND --help' for each command's options. Bad input exits with "
+        "code 2 and one line on stderr.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 
@@ -96,9 +369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:
-        print(f"jaxvi: error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:
+        print(f"jaxvi {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"jaxvi {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,364 @@
+"""The ``jaxvi`` command, run for real in subprocesses on files the tests make.
+
+Each subprocess pays for a JAX import (a few seconds), so the runs are shared where they can be:
+one simulate → fit → report study serves several tests.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from jaxvi import Padded, _study, fit
+from jaxvi.cli import SUBCOMMANDS, build_parser
+
+JAXVI = [sys.executable, "-m", "jaxvi"]
+ENV = dict(os.environ, JAX_PLATFORMS="cpu")
+RESULT_COLUMNS = list(_study.RESULT_COLUMNS)
+LAM, SIGMA, SIZES, SEED, NUM = 1.5, 0.8, (1, 30), 7, 600
+
+
+def run(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*JAXVI, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env or ENV,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def ok(*args, **kw) -> subprocess.CompletedProcess:
+    proc = run(*args, **kw)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def read(path: Path) -> dict[str, np.ndarray]:
+    if path.suffix == ".npz":
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    if path.suffix == ".csv":
+        import csv
+
+        with open(path) as fh:
+            rows = list(csv.reader(line for line in fh if not line.startswith("#")))
+        cols = dict(zip(rows[0], zip(*rows[1:], strict=True), strict=True))
+        out = {k: np.array(v, dtype=float) for k, v in cols.items() if k != "dataset_id"}
+        return {"dataset_id": np.array(cols["dataset_id"]), **out}
+    return {k: v.to_numpy() for k, v in zip(*_names_cols(pq.read_table(path)), strict=True)}
+
+
+def _names_cols(table):
+    return table.column_names, table.columns
+
+
+def _closed_form(groups: list[np.ndarray], lam: float, sigma: float):
+    """θ*, B and the ELBO's constant from the derivation, in float64 NumPy (moderate B)."""
+    v = sigma * sigma
+    n = np.array([len(g) for g in groups], float)
+    s = np.array([g.sum() for g in groups])
+    s2 = np.array([(g * g).sum() for g in groups])
+    a = n / v
+    b = s / v - lam
+    theta = 4 * a / (b + np.sqrt(b * b + 8 * a))
+    c = -s2 / (2 * v) - n / 2 * np.log(2 * np.pi * v) + np.log(lam) + 1
+    return b, theta, a, c
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """One simulation study, the way a user runs it: simulate, fit, report."""
+    d = tmp_path_factory.mktemp("cli_study")
+    common = ["--lam", LAM, "--sigma", SIGMA]
+    sim = ok(
+        "simulate", "-n", NUM, "--sizes", "1:30", "--seed", SEED, *common, "-o", d / "d.parquet"
+    )
+    fitted = ok("fit", d / "d.parquet", "-o", d / "r.parquet", *common)
+    rep = ok("report", d / "r.parquet", "--truth", d / "d.truth.parquet", "-o", d / "report")
+    return d, sim, fitted, rep
+
+
+def test_simulate_writes_long_table_and_truth(study):
+    d, sim, _, _ = study
+    data = pq.read_table(d / "d.parquet")
+    truth = pq.read_table(d / "d.truth.parquet")
+    assert data.column_names == ["dataset_id", "x"]
+    assert truth.column_names == ["dataset_id", "n", "z"]
+    assert data.schema.field("dataset_id").type == pa.int64()
+    ids = data.column("dataset_id").to_numpy()
+    n = truth.column("n").to_numpy()
+    assert truth.column("dataset_id").to_numpy().tolist() == list(range(NUM))
+    assert np.array_equal(np.bincount(ids, minlength=NUM), n)
+    assert n.min() >= SIZES[0] and n.max() <= SIZES[1] and len(np.unique(n)) > 20
+    assert (truth.column("z").to_numpy() > 0).all()
+    meta = data.schema.metadata
+    assert meta[b"lam"] == b"1.5" and meta[b"seed"] == b"7" and meta[b"sizes"] == b"(1, 30)"
+    assert f"wrote {NUM} datasets" in sim.stdout
+
+
+def test_simulate_same_seed_same_files_and_matches_in_process(study, tmp_path):
+    d, _, _, _ = study
+    # A second, independent run (in this process) with the same seed writes the same bytes.
+    _study.simulate_to_file(
+        tmp_path / "d.parquet", NUM, lam=LAM, sigma=SIGMA, sizes=SIZES, seed=SEED
+    )
+    for name in ("d.parquet", "d.truth.parquet"):
+        assert (tmp_path / name).read_bytes() == (d / name).read_bytes()
+    # The documented chunking: chunk k is simulate(fold_in(key(seed), k), ...).
+    ((_, x, lengths, z),) = list(
+        _study.simulation_chunks(NUM, lam=LAM, sigma=SIGMA, sizes=SIZES, seed=SEED)
+    )
+    valid = np.arange(x.shape[1]) < lengths[:, None]
+    np.testing.assert_array_equal(pq.read_table(d / "d.parquet")["x"].to_numpy(), x[valid])
+    np.testing.assert_array_equal(pq.read_table(d / "d.truth.parquet")["z"].to_numpy(), z)
+
+
+def test_fit_round_trip_reproduces_in_process_fit(study):
+    d, _, fitted, _ = study
+    res = pq.read_table(d / "r.parquet")
+    assert res.column_names == RESULT_COLUMNS
+    meta = res.schema.metadata
+    assert meta[b"lam"] == b"1.5" and meta[b"sigma"] == b"0.8" and meta[b"dtype"] == b"float32"
+    assert meta[b"jaxvi_version"]
+    ((_, x, lengths, _),) = list(
+        _study.simulation_chunks(NUM, lam=LAM, sigma=SIGMA, sizes=SIZES, seed=SEED)
+    )
+    sol = fit(Padded(x, lengths), LAM, SIGMA)
+    cols = {k: v.to_numpy() for k, v in zip(res.column_names, res.columns, strict=True)}
+    assert cols["dataset_id"].tolist() == list(range(NUM))
+    assert cols["n"].tolist() == lengths.tolist()
+    for name in ("b", "theta", "elbo", "log_evidence"):
+        np.testing.assert_allclose(cols[name], getattr(sol, name), rtol=2e-5, err_msg=name)
+    np.testing.assert_allclose(cols["kl_gap"], sol.kl_gap, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(cols["q_mean"], 1 / sol.theta, rtol=2e-5)
+    assert (cols["post_sd"] > 0).all() and (cols["post_mean"] > 0).all()
+    assert f"fitted {NUM} datasets" in fitted.stdout
+
+
+def test_report_writes_plots_and_summary(study):
+    d, _, _, rep = study
+    out = d / "report"
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["coverage.png", "kl_gap_vs_n.png", "q_mean_vs_post_mean.png"]
+    for p in out.glob("*.png"):
+        assert p.read_bytes()[:4] == b"\x89PNG"
+    summary = (out / "summary.txt").read_text()
+    assert f"datasets                          {NUM}" in summary
+    line = next(s for s in summary.splitlines() if s.strip().startswith("exact posterior"))
+    exact = float(line.split()[2])
+    assert abs(exact - 0.95) < 4 * math.sqrt(0.95 * 0.05 / NUM)
+    assert summary in rep.stdout
+
+
+def test_csv_and_npz_files_give_the_same_results(study, tmp_path):
+    d, _, _, _ = study
+    ok("simulate", "-n", NUM, "--sizes", "1:30", "--seed", SEED, "--lam", LAM, "--sigma",
+       SIGMA, "-q", "-o", tmp_path / "d.csv")  # fmt: skip
+    assert (tmp_path / "d.truth.csv").read_text().splitlines()[0].startswith("# ")
+    ok("fit", tmp_path / "d.csv", "-o", tmp_path / "r.npz", "--lam", LAM, "--sigma", SIGMA)
+    got, want = read(tmp_path / "r.npz"), read(d / "r.parquet")
+    assert list(got) == [*RESULT_COLUMNS, "jaxvi_version", "lam", "sigma", "dtype"]
+    assert str(got["lam"]) == "1.5"
+    for name in RESULT_COLUMNS:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def shuffled(tmp_path_factory):
+    """String ids, rows in random order, and the same datasets as a statistics table."""
+    d = tmp_path_factory.mktemp("shuffled")
+    rng = np.random.default_rng(3)
+    groups = [rng.normal(rng.exponential(), 1.0, rng.integers(1, 12)) for _ in range(40)]
+    ids = np.repeat([f"s-{i}" for i in range(40)], [len(g) for g in groups])
+    vals = np.concatenate(groups)
+    perm = rng.permutation(len(vals))
+    first = list(dict.fromkeys(ids[perm]))  # first-appearance order
+    groups = [groups[int(i[2:])] for i in first]
+    with open(d / "long.csv", "w") as fh:
+        fh.write("sample,value\n")
+        fh.writelines(f"{i},{float(v)!r}\n" for i, v in zip(ids[perm], vals[perm], strict=True))
+    with open(d / "stats.csv", "w") as fh:
+        fh.write("dataset_id,n,sum_x,sum_x2\n")
+        fh.writelines(
+            f"{i},{len(g)},{float(g.sum())!r},{float((g * g).sum())!r}\n"
+            for i, g in zip(first, groups, strict=True)
+        )
+    return d, first, groups
+
+
+def test_string_ids_in_any_order_and_stats_tables(shuffled):
+    d, first, groups = shuffled
+    ok("fit", d / "long.csv", "-o", d / "r_long.csv", "--id-column", "sample",
+       "--value-column", "value", "--lam", "2", "-q")  # fmt: skip
+    ok("fit", d / "stats.csv", "-o", d / "r_stats.parquet", "--lam", "2", "-q")
+    long, stats = read(d / "r_long.csv"), read(d / "r_stats.parquet")
+    assert long["dataset_id"].tolist() == first
+    assert stats["dataset_id"].tolist() == first
+    b, theta, _, _ = _closed_form(groups, 2.0, 1.0)
+    for got in (long, stats):
+        assert got["n"].tolist() == [len(g) for g in groups]
+        np.testing.assert_allclose(got["b"], b, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got["theta"], theta, rtol=1e-5)
+
+
+def test_float64_and_fixed_theta(shuffled):
+    d, first, groups = shuffled
+    ok("fit", d / "long.csv", "-o", d / "r64.npz", "--id-column", "sample", "--value-column",
+       "value", "--dtype", "float64", "--theta", "0.5", "--sigma", "1.5", "-q")  # fmt: skip
+    got = read(d / "r64.npz")
+    assert str(got["dtype"]) == "float64" and str(got["fixed_theta"]) == "0.5"
+    assert got["theta"].dtype == np.float64
+    assert got["dataset_id"].tolist() == first
+    b, _, a, c = _closed_form(groups, 1.0, 1.5)
+    th = 0.5
+    np.testing.assert_array_equal(got["theta"], np.full(len(groups), th))
+    np.testing.assert_allclose(got["b"], b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got["elbo"], b / th - a / th**2 - np.log(th) + c, rtol=1e-11)
+    np.testing.assert_allclose(got["grad"], -b / th**2 + 2 * a / th**3 - 1 / th, rtol=1e-11)
+
+
+def _sorted_long_parquet(path: Path, num: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 20, num)
+    ids = np.repeat(np.arange(num, dtype=np.int64) * 2, sizes)
+    x = rng.normal(np.repeat(rng.exponential(size=num), sizes), 1.0).astype(np.float32)
+    pq.write_table(pa.table({"dataset_id": ids, "x": x}), path, row_group_size=1000)
+
+
+def test_sorted_parquet_streams_in_chunks_with_equal_results(tmp_path):
+    _sorted_long_parquet(tmp_path / "d.parquet", 2000, 5)
+    table = pq.read_table(tmp_path / "d.parquet")
+    perm = np.random.default_rng(0).permutation(table.num_rows)
+    pq.write_table(table.take(perm), tmp_path / "shuffled.parquet")
+    streamed = ok("fit", tmp_path / "d.parquet", "-o", tmp_path / "s.parquet", "--chunk-size", 64)
+    memory = ok("fit", tmp_path / "shuffled.parquet", "-o", tmp_path / "m.parquet")
+    assert "fitted 2,000 datasets" in streamed.stdout
+    assert "32 chunks, streamed" in streamed.stdout
+    assert "1 chunks, in memory" in memory.stdout
+    s, m = read(tmp_path / "s.parquet"), read(tmp_path / "m.parquet")
+    assert s["dataset_id"].tolist() == list(range(0, 4000, 2))
+    order = np.argsort(m["dataset_id"])
+    assert np.array_equal(s["dataset_id"], m["dataset_id"][order])
+    assert np.array_equal(s["n"], m["n"][order])
+    # Other chunks mean other buckets, so float32 sums are added in another order.
+    for got in (s, m):  # at θ* the gradient is round-off: compare it with its terms' scale
+        th = got["theta"]
+        scale = np.abs(got["b"]) / th**2 + 2 * got["n"] / th**3 + 1 / th
+        assert (np.abs(got["grad"]) <= 1e-5 * scale).all()
+    for name in set(RESULT_COLUMNS[2:]) - {"grad"}:
+        want = m[name][order]
+        atol = 1e-5 * np.abs(want).max()
+        np.testing.assert_allclose(s[name], want, rtol=1e-4, atol=atol, err_msg=name)
+
+
+def _corrupt(path: Path) -> None:
+    """A Parquet file cut short, like an interrupted copy."""
+    _sorted_long_parquet(path, 50, 1)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+
+
+BAD_INPUTS = {
+    "missing_file": (None, "in.csv", [], "in.csv: no such file"),
+    "corrupt_parquet": (_corrupt, "in.parquet", [], "not a readable Parquet file"),
+    "missing_column": ("dataset_id,y\n1,2.0\n", "in.csv", [], "missing column 'x'"),
+    "non_numeric": ("dataset_id,x\n1,2.0\n9,two\n", "in.csv", [], "dataset 9 has a non-numeric x"),
+    "nan": ("dataset_id,x\na,2.0\nb,nan\n", "in.csv", [], "dataset 'b' has a non-finite x = nan"),
+    "empty_file": ("", "in.csv", [], "in.csv: file is empty"),
+    "lam_zero": ("dataset_id,x\n1,2.0\n", "in.csv", ["--lam", "0"], "argument --lam: must be"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, case):
+    content, name, extra, message = BAD_INPUTS[case]
+    if callable(content):
+        content(tmp_path / name)
+    elif content is not None:
+        (tmp_path / name).write_text(content)
+    proc = run("fit", name, "-o", "out.parquet", *extra, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert message in lines[0] and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([name] if content is not None else [])
+
+
+def test_run_killed_while_writing_leaves_no_output(tmp_path):
+    _sorted_long_parquet(tmp_path / "d.parquet", 3000, 2)
+    out = tmp_path / "r.parquet"
+    env = dict(ENV, JAXVI_TEST_PAUSE_AFTER_CHUNK="60")
+    cmd = [*JAXVI, "fit", tmp_path / "d.parquet", "-o", out, "--chunk-size", "100", "-q"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        partial = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            partial = [p for p in tmp_path.glob(".r.parquet.*.tmp") if p.stat().st_size > 0]
+            if partial:
+                break
+            time.sleep(0.1)
+        assert partial, "the run never started writing"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists()
+
+
+def test_csv_and_npz_work_without_pyarrow_and_parquet_names_the_extra(tmp_path):
+    (tmp_path / "d.csv").write_text("dataset_id,x\n1,0.5\n1,1.5\n2,3.0\n")
+    script = (
+        "import sys; sys.modules['pyarrow'] = None; sys.modules['pyarrow.parquet'] = None\n"
+        "from jaxvi.cli import main\n"
+        "codes = [main(['fit', 'd.csv', '-o', 'r.npz', '-q']),\n"
+        "         main(['fit', 'd.csv', '-o', 'r.parquet', '-q'])]\n"
+        "print(codes)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=ENV, capture_output=True, text=True
+    )
+    assert proc.stdout.strip() == "[0, 2]", proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert "Parquet needs pyarrow" in line and 'pip install "jaxvi[cli]"' in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "r.npz"]
+
+
+def test_help_is_complete():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for name in ("demo", "simulate", "fit", "report"):
+        assert name in proc.stdout
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == {"demo", "simulate", "fit", "report"}
+    assert len(SUBCOMMANDS) == len(sub.choices)
+    wanted = {
+        "simulate": ["-n", "-o", "--lam", "--sigma", "--sizes", "--seed", "--dtype"],
+        "fit": ["--lam", "--sigma", "--theta", "--dtype", "--chunk-size", "--id-column",
+                "--value-column", "--quiet", "sum_x2", "first appearance"],
+        "report": ["--truth", "-o", "coverage.png", "summary.txt"],
+    }  # fmt: skip
+    for name, options in wanted.items():
+        text = sub.choices[name].format_help()
+        for option in options:
+            assert option in text, (name, option)
+
+
+def test_python_m_jaxvi_runs_the_demo():
+    proc = ok("demo", "-n", "2000", "--sizes", "1:8")
+    assert "jaxvi demo: 2,000 simulated datasets" in proc.stdout
