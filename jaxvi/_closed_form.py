@@ -202,6 +202,36 @@ def _theta_star_jvp(primals, tangents):
     return theta, (2 * da - theta * dbb) / root
 
 
+@jax.custom_jvp
+def _theta_star_inputs(
+    n: jax.Array, sum_x: jax.Array, shift: jax.Array, sigma: jax.Array, lam: jax.Array
+) -> jax.Array:
+    _, a, bb, _ = _coefficients(n, sum_x, shift, sigma, lam)
+    return _theta_star(bb, a)
+
+
+@_theta_star_inputs.defjvp
+def _theta_star_inputs_jvp(primals, tangents):
+    # Implicit differentiation of v·θ² + (Σx − λv)·θ − 2n = 0 in the model's own inputs:
+    #   dθ = (2·dn/v − θ·dΣx/v + θ·dλ + 2θ(λ − θ)·dσ/σ) / √(B² + 8a).
+    # Going through dB and da instead cancels in σ: 2·da − θ·dB = (−4a + 2θ(B + λ))·dσ/σ,
+    # whose terms are ~B/λ times their sum when B ≫ 0.
+    n, sum_x, shift, sigma, lam = primals
+    dn, dsum_x, dshift, dsigma, dlam = tangents
+    v, a, bb, _ = _coefficients(n, sum_x, shift, sigma, lam)
+    theta, root = _theta_and_root(bb, a)
+    ds = dsum_x + dn * shift + n * dshift
+    num = (2 * dn - theta * ds) / v + theta * dlam + 2 * theta * (lam - theta) * (dsigma / sigma)
+    return theta, num / root
+
+
+def theta_star_of_model(m: Model) -> jax.Array:
+    """θ* of a :class:`Model`, with derivatives accurate in each of the model's inputs."""
+    st = m.stats
+    bc = lambda x: jnp.broadcast_to(x, m.b.shape)
+    return _theta_star_inputs(bc(st.n), bc(st.sum_x), bc(st.shift), bc(m.sigma), bc(m.lam))
+
+
 def theta_star(stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0) -> jax.Array:
     r"""The optimal rate θ*: the positive root of :math:`\theta^2 + B\theta - 2a = 0`.
 
@@ -224,8 +254,7 @@ def theta_star(stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0) -
         >>> float(theta_star(st))  # the textbook root gives 0 here in float32
         0.00020002...
     """
-    m = model(stats, lam, sigma)
-    return _theta_star(m.b, m.a)
+    return theta_star_of_model(model(stats, lam, sigma))
 
 
 @jax.custom_jvp
