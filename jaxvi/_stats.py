@@ -7,6 +7,7 @@ trap 6); a shift close to the data, such as its first value, keeps the spread in
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -60,6 +61,50 @@ class SuffStats(NamedTuple):
         return jnp.maximum(self.sum_x2 - self.sum_x * (self.sum_x / n_safe), 0)
 
 
+# Bytes of one block of rows in the CPU row sums: small enough to stay in cache while both
+# sums read it.
+_CPU_BLOCK_BYTES = 1 << 21
+
+
+def _two_sums(x: jax.Array, shift: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(Σ(x − shift), Σ(x − shift)²)`` over the last axis of ``x`` ``(D, L)``."""
+    # XLA:CPU runs each row sum as its own library (YNNPACK) reduction, and fuses the
+    # broadcast subtract into it only when the broadcast has one user. Shared by the two sums,
+    # x − shift is written out in full and read back, 3-5x slower (benchmarks/RESULTS.md). The
+    # barrier gives each sum its own shift, so neither writes anything.
+    s1, s2 = jax.lax.optimization_barrier((shift, shift))
+    y1 = x - s1[:, None]
+    y2 = x - s2[:, None]
+    return y1.sum(-1), (y2 * y2).sum(-1)
+
+
+def _two_sums_blocked(x: jax.Array, shift: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:func:`_two_sums` a block of rows at a time, for CPUs.
+
+    The two reductions are two passes over the data; over a block that fits in cache, the
+    second pass reads the cache instead of memory (2-5x faster at 2·10⁶ × 64 float32).
+    """
+    d, width = x.shape
+    rows = max(_CPU_BLOCK_BYTES // (width * x.dtype.itemsize), 1)
+    if d < 2 * rows:
+        return _two_sums(x, shift)
+
+    def block(i, acc):
+        # The last block is moved back to end at row d; it redoes a few rows, same values.
+        start = jnp.minimum(i * rows, d - rows)
+        part = _two_sums(
+            jax.lax.dynamic_slice_in_dim(x, start, rows),
+            jax.lax.dynamic_slice_in_dim(shift, start, rows),
+        )
+        return tuple(
+            jax.lax.dynamic_update_slice_in_dim(a, p, start, 0)
+            for a, p in zip(acc, part, strict=True)
+        )
+
+    zeros = jnp.zeros((d,), x.dtype)
+    return jax.lax.fori_loop(0, -(-d // rows), block, (zeros, zeros))
+
+
 def suff_stats(
     x: ArrayLike, lengths: ArrayLike | None = None, *, mask: ArrayLike | None = None
 ) -> SuffStats:
@@ -111,17 +156,22 @@ def suff_stats(
         valid = mask if valid is None else valid & mask
     if valid is None:
         n = jnp.full(x.shape[:-1], n_max, dtype)
-        shift = jax.lax.stop_gradient(x[..., 0]) if n_max else jnp.zeros(x.shape[:-1], dtype)
-        y = x - shift[..., None]
-        return SuffStats(n, y.sum(-1), (y * y).sum(-1), shift)
+        if not n_max:
+            zeros = jnp.zeros(x.shape[:-1], dtype)
+            return SuffStats(n, zeros, zeros, zeros)
+        shift = jax.lax.stop_gradient(x[..., 0])
+        flat = (x.reshape(-1, n_max), shift.reshape(-1))
+        sums = jax.lax.platform_dependent(*flat, cpu=_two_sums_blocked, default=_two_sums)
+        return SuffStats(n, *(v.reshape(x.shape[:-1]) for v in sums), shift)
     # First valid value as the shift; a safe 0 where a dataset is empty.
     x_safe = jnp.where(valid, x, 0)
-    first = jnp.argmax(valid, axis=-1) if n_max else jnp.zeros(x.shape[:-1], jnp.int32)
-    shift = (
-        jnp.take_along_axis(x_safe, first[..., None], axis=-1)[..., 0]
-        if n_max
-        else jnp.zeros(x.shape[:-1], dtype)
-    )
+    if not n_max:
+        shift = jnp.zeros(x.shape[:-1], dtype)
+    elif mask is None:  # valid slots lead: no search needed
+        shift = x_safe[..., 0]
+    else:
+        first = jnp.argmax(valid, axis=-1)
+        shift = jnp.take_along_axis(x_safe, first[..., None], axis=-1)[..., 0]
     shift = jax.lax.stop_gradient(shift)
     y = jnp.where(valid, x_safe - shift[..., None], 0)
     n = valid.sum(-1).astype(dtype)
@@ -166,9 +216,47 @@ def suff_stats_ragged(values: ArrayLike, offsets: ArrayLike) -> SuffStats:
         return SuffStats(n, zeros, zeros, zeros)
     starts = jnp.clip(offsets[:-1], 0, m - 1)
     shift = jax.lax.stop_gradient(jnp.where(counts > 0, values[starts], 0))
-    seg = jnp.searchsorted(offsets[1:], jnp.arange(m), side="right")
+    seg = jnp.searchsorted(offsets[1:], jnp.arange(m, dtype=offsets.dtype), side="right")
     seg_safe = jnp.minimum(seg, max(num - 1, 0))
     y = values - shift[seg_safe]
-    sum_x = jax.ops.segment_sum(y, seg, num_segments=num)
-    sum_x2 = jax.ops.segment_sum(y * y, seg, num_segments=num)
-    return SuffStats(n, sum_x, sum_x2, shift)
+    sums = _blocked_segment_sum(jnp.stack([y, y * y], axis=-1), seg, num)
+    return SuffStats(n, sums[:, 0], sums[:, 1], shift)
+
+
+_BLOCK = 32
+
+
+def _blocked_segment_sum(y: jax.Array, seg: jax.Array, num: int) -> jax.Array:
+    """``segment_sum(y, seg, num)`` with the rounding error of a tree, not of a running sum.
+
+    XLA's scatter-add adds a segment's values one after another: for 10⁵ values its float32
+    error is ~3e-5 of Σ(x − shift)², where the padded path's tree reduction is ~1e-7. Here the
+    flat array is cut into blocks of ``_BLOCK``; within a block each segment's run is summed
+    (≤ 32 terms), and those partial sums form the next, shorter ragged array, level after level.
+    A (block, segment) pair is numbered ``block + segment``: both never decrease along the
+    array, so that number grows by at least 1 from one pair to the next, and the pieces stay in
+    segment order for the next level. ``seg`` must not decrease; ``seg == num`` is dropped.
+
+    Args:
+        y: ``(M, C)`` values.
+        seg: ``(M,)`` non-decreasing segment ids in ``[0, num]``.
+        num: number of segments.
+
+    Returns:
+        ``(num, C)`` sums.
+    """
+    m = y.shape[0]
+    levels = max(0, math.ceil(math.log(max(m, 1)) / math.log(_BLOCK)) - 1)
+    for _ in range(levels):
+        rows = -(-m // _BLOCK)
+        pad = rows * _BLOCK - m
+        y = jnp.pad(y, ((0, pad), (0, 0)))
+        seg = jnp.pad(seg, (0, pad), constant_values=num)
+        piece = jnp.arange(rows * _BLOCK, dtype=seg.dtype) // _BLOCK + seg
+        m = rows + num + 1
+        y = jax.ops.segment_sum(y, piece, m, indices_are_sorted=True)
+        # Each piece's segment; unused numbers get the previous one (their sum is 0), which
+        # keeps the ids non-decreasing.
+        seg = jax.ops.segment_max(seg, piece, m, indices_are_sorted=True)
+        seg = jnp.maximum(jax.lax.cummax(seg, axis=0), 0)
+    return jax.ops.segment_sum(y, seg, num + 1, indices_are_sorted=True)[:num]
