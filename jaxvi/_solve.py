@@ -13,7 +13,7 @@ from jaxvi._closed_form import _elbo_core, _theta_star, log_prior_const, model
 from jaxvi._exact import kl_gap, log_evidence
 from jaxvi._stats import SuffStats
 
-__all__ = ["Solution", "solve"]
+__all__ = ["Solution", "relative_grad", "solve"]
 
 
 class Solution(NamedTuple):
