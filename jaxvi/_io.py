@@ -394,19 +394,22 @@ def group_rows(ids: np.ndarray, values: np.ndarray) -> LongChunk:
         >>> g.ids.tolist(), g.values.tolist(), g.offsets.tolist()
         ([7, 3, 5], [1.0, 3.0, 2.0, 4.0], [0, 2, 3, 4])
     """
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    run_ids = ids[starts]
-    if len(np.unique(run_ids)) == len(run_ids):  # already contiguous: no sort needed
-        return LongChunk(run_ids, values, np.r_[starts, len(ids)].astype(np.int64))
-    uniq, first, inverse, counts = np.unique(
-        ids, return_index=True, return_inverse=True, return_counts=True
-    )
-    by_first = np.argsort(first, kind="stable")
-    rank = np.empty_like(by_first)
-    rank[by_first] = np.arange(len(by_first))
-    order = np.argsort(rank[inverse.reshape(-1)], kind="stable")
-    offsets = np.r_[0, np.cumsum(counts[by_first])].astype(np.int64)
-    return LongChunk(uniq[by_first], values[order], offsets)
+    if not len(ids):
+        return LongChunk(ids, values, np.zeros(1, np.int64))
+    if (ids[1:] >= ids[:-1]).all():  # sorted: every dataset is one run
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        return LongChunk(ids[starts], values, np.r_[starts, len(ids)].astype(np.int64))
+    # One stable sort groups the rows and keeps their order inside each group; the groups
+    # (blocks of the sorted rows) are then laid out again by first appearance.
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    counts = np.diff(np.r_[starts, len(ids)])
+    by_first = np.argsort(order[starts], kind="stable")
+    new_counts = counts[by_first]
+    offsets = np.r_[0, np.cumsum(new_counts)].astype(np.int64)
+    gather = np.repeat(starts[by_first] - offsets[:-1], new_counts) + np.arange(len(ids))
+    return LongChunk(sorted_ids[starts][by_first], values[order[gather]], offsets)
 
 
 class NotSorted(Exception):
@@ -466,6 +469,13 @@ def _cut(table: LongChunk | StatsChunk, chunk_size: int):
             )
 
 
+def _batches(pf, batch_rows: int, columns: list[str]):
+    # One iterator per row group: a single iterator over the whole file keeps buffers alive
+    # and grows by about the file's size (pyarrow 26), while this stays at one row group.
+    for group in range(pf.metadata.num_row_groups):
+        yield from pf.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns)
+
+
 def _stream_parquet(
     pf, path: Path, chunk_size: int, id_column: str, value_column: str, batch_rows: int
 ):
@@ -474,7 +484,7 @@ def _stream_parquet(
     open_datasets = 0  # distinct ids in the pending rows
     last = None
     rows_seen = 0
-    for batch in pf.iter_batches(batch_size=batch_rows, columns=[id_column, value_column]):
+    for batch in _batches(pf, batch_rows, [id_column, value_column]):
         ids = _as_ids(_column(batch, id_column, path, rows_seen), path, id_column)
         vals = _as_numbers(
             _column(batch, value_column, path, rows_seen), path, value_column, ids, rows_seen
@@ -543,10 +553,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); give it the permissions open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class TableWriter:
@@ -623,18 +641,9 @@ class TableWriter:
 
 
 def _format_column(v: np.ndarray) -> list[str]:
-    if v.dtype.kind in "iu":
-        return [str(int(x)) for x in v]
-    if v.dtype.kind == "f":
-        # Shortest repr that round-trips the value in its own dtype.
-        return [
-            repr(float(x))
-            if v.dtype == np.float64
-            else np.format_float_positional(x, unique=True, trim="-")
-            if np.isfinite(x)
-            else str(float(x))
-            for x in v
-        ]
+    if v.dtype.kind in "iuf":
+        # NumPy prints the shortest text that reads back as the same value in v's own dtype.
+        return v.astype(str).tolist()
     return [_quote(str(x)) for x in v]
 
 

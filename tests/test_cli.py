@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from jaxvi import Padded, _study, fit
-from jaxvi.cli import SUBCOMMANDS, build_parser
+from jaxvi.cli import SUBCOMMANDS, build_parser, main
 
 JAXVI = [sys.executable, "-m", "jaxvi"]
 ENV = dict(os.environ, JAX_PLATFORMS="cpu")
@@ -381,3 +381,17 @@ def test_console_script_runs_the_demo():
     )
     assert proc.returncode == 0, proc.stderr
     assert "jaxvi demo: 500 simulated datasets of 1-8 points" in proc.stdout
+
+
+def test_progress_bar_on_stderr_unless_quiet(tmp_path, capsys, monkeypatch):
+    # In process, through the real entry point: the bar only appears once a run takes > 1 s,
+    # so each chunk is made to take 0.5 s.
+    _sorted_long_parquet(tmp_path / "d.parquet", 300, 4)
+    monkeypatch.setenv("JAXVI_TEST_PAUSE_AFTER_CHUNK", "0.5")
+    args = ["fit", str(tmp_path / "d.parquet"), "-o", str(tmp_path / "r.csv"), "--chunk-size"]
+    assert main([*args, "100"]) == 0
+    out, err = capsys.readouterr()
+    assert "rows" in err and "100%" in err
+    assert "fitted 300 datasets" in out
+    assert main([*args, "100", "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
