@@ -25,6 +25,7 @@ from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxvi import solve, suff_stats
+from jaxvi._stats import _two_sums
 
 
 def _variadic(y):
@@ -34,6 +35,27 @@ def _variadic(y):
         lambda a, b: (a[0] + b[0], a[1] + b[1]),
         (1,),
     )
+
+
+def _two_sums_blocked(x, shift, rows=8192):
+    # _two_sums over blocks of rows small enough (2 MB) to stay in cache while both sums read
+    # them; the last block is moved back to end at the last row. Not used in jaxvi: on an
+    # array sharded over devices XLA all-gathers it for the dynamic slices.
+    d = x.shape[0]
+    if d < 2 * rows:
+        return _two_sums(x, shift)
+
+    def block(i, acc):
+        start = jnp.minimum(i * rows, d - rows)
+        part = _two_sums(
+            lax.dynamic_slice_in_dim(x, start, rows), lax.dynamic_slice_in_dim(shift, start, rows)
+        )
+        return tuple(
+            lax.dynamic_update_slice_in_dim(a, p, start, 0) for a, p in zip(acc, part, strict=True)
+        )
+
+    zeros = jnp.zeros((d,), x.dtype)
+    return lax.fori_loop(0, -(-d // rows), block, (zeros, zeros))
 
 
 def _halving(x):
@@ -49,11 +71,13 @@ def _halving(x):
 def candidates(x, lengths, ones):
     """name -> (jitted fn, args). Everything reads the same (D, L) float32 bytes."""
     c = x[:, 0]
+    stats = jax.block_until_ready(jax.jit(suff_stats)(x))
     xt = jnp.asarray(x.T)
     mesh = jax.make_mesh((2,), ("d",))
     row_sh = NamedSharding(mesh, PartitionSpec("d", None))
     xs = jax.device_put(x, row_sh)
     ls = jax.device_put(lengths, NamedSharding(mesh, PartitionSpec("d")))
+    cs = jax.device_put(c, NamedSharding(mesh, PartitionSpec("d")))
 
     def solve_full(x):
         return solve(suff_stats(x), exact=False)
@@ -88,6 +112,9 @@ def candidates(x, lengths, ones):
             lambda x, o: jnp.concatenate([x, x * x], 1).reshape(-1, 2, x.shape[1]) @ o,
             (x, ones),
         ),
+        "barrier: own shift per sum, c arg": (_two_sums, (x, c)),
+        "barrier + 2 MB row blocks, c arg": (_two_sums_blocked, (x, c)),
+        "sharded barrier + blocks, c arg": (_two_sums_blocked, (xs, cs)),
         "halving tree of slices": (_halving, (x,)),
         "reshape (D,4,16) sum(-1).sum(-1) x2": (
             lambda x: (
@@ -107,6 +134,8 @@ def candidates(x, lengths, ones):
         ),
         "solve(suff_stats(x))": (solve_full, (x,)),
         "solve(suff_stats(x)) exact": (solve_exact, (x,)),
+        "solve(stats) tail only": (lambda st: solve(st, exact=False), (stats,)),
+        "solve(stats) exact tail only": (lambda st: solve(st, exact=True), (stats,)),
         "solve(suff_stats(x, n))": (solve_masked, (x, lengths)),
         "solve(suff_stats(x, n)) exact": (solve_masked_exact, (x, lengths)),
         "sharded solve(suff_stats(x))": (solve_full, (xs,)),

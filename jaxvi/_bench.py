@@ -37,6 +37,7 @@ __all__ = [
     "numpy_reduceat",
     "numpyro_svi",
     "padded_workload",
+    "parse_peers",
     "ragged_workload",
     "run_bench",
     "torch_segment_reduce",
@@ -68,6 +69,20 @@ NOMINAL_BANDWIDTH_GBPS: tuple[tuple[str, float], ...] = (
 )
 
 PEERS = ("numpy", "torch", "numpyro")
+
+
+def parse_peers(text: str) -> tuple[str, ...]:
+    """Peers from ``"auto"`` (the installed ones), ``"none"`` or a comma-separated list.
+
+    Examples:
+        >>> parse_peers("numpy,torch"), parse_peers("none")
+        (('numpy', 'torch'), ())
+    """
+    import importlib.util
+
+    if text == "auto":
+        return tuple(p for p in PEERS if p == "numpy" or importlib.util.find_spec(p) is not None)
+    return () if text == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def nominal_bandwidth(device_kind: str) -> float | None:

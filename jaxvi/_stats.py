@@ -61,48 +61,16 @@ class SuffStats(NamedTuple):
         return jnp.maximum(self.sum_x2 - self.sum_x * (self.sum_x / n_safe), 0)
 
 
-# Bytes of one block of rows in the CPU row sums: small enough to stay in cache while both
-# sums read it.
-_CPU_BLOCK_BYTES = 1 << 21
-
-
 def _two_sums(x: jax.Array, shift: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(Σ(x − shift), Σ(x − shift)²)`` over the last axis of ``x`` ``(D, L)``."""
+    """``(Σ(x − shift), Σ(x − shift)²)`` over the last axis of ``x`` ``(..., L)``."""
     # XLA:CPU runs each row sum as its own library (YNNPACK) reduction, and fuses the
     # broadcast subtract into it only when the broadcast has one user. Shared by the two sums,
-    # x − shift is written out in full and read back, 3-5x slower (benchmarks/RESULTS.md). The
+    # x − shift is written out in full and read back: 2-3x slower (benchmarks/RESULTS.md). The
     # barrier gives each sum its own shift, so neither writes anything.
     s1, s2 = jax.lax.optimization_barrier((shift, shift))
-    y1 = x - s1[:, None]
-    y2 = x - s2[:, None]
+    y1 = x - s1[..., None]
+    y2 = x - s2[..., None]
     return y1.sum(-1), (y2 * y2).sum(-1)
-
-
-def _two_sums_blocked(x: jax.Array, shift: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """:func:`_two_sums` a block of rows at a time, for CPUs.
-
-    The two reductions are two passes over the data; over a block that fits in cache, the
-    second pass reads the cache instead of memory (2-5x faster at 2·10⁶ × 64 float32).
-    """
-    d, width = x.shape
-    rows = max(_CPU_BLOCK_BYTES // (width * x.dtype.itemsize), 1)
-    if d < 2 * rows:
-        return _two_sums(x, shift)
-
-    def block(i, acc):
-        # The last block is moved back to end at row d; it redoes a few rows, same values.
-        start = jnp.minimum(i * rows, d - rows)
-        part = _two_sums(
-            jax.lax.dynamic_slice_in_dim(x, start, rows),
-            jax.lax.dynamic_slice_in_dim(shift, start, rows),
-        )
-        return tuple(
-            jax.lax.dynamic_update_slice_in_dim(a, p, start, 0)
-            for a, p in zip(acc, part, strict=True)
-        )
-
-    zeros = jnp.zeros((d,), x.dtype)
-    return jax.lax.fori_loop(0, -(-d // rows), block, (zeros, zeros))
 
 
 def suff_stats(
@@ -160,9 +128,7 @@ def suff_stats(
             zeros = jnp.zeros(x.shape[:-1], dtype)
             return SuffStats(n, zeros, zeros, zeros)
         shift = jax.lax.stop_gradient(x[..., 0])
-        flat = (x.reshape(-1, n_max), shift.reshape(-1))
-        sums = jax.lax.platform_dependent(*flat, cpu=_two_sums_blocked, default=_two_sums)
-        return SuffStats(n, *(v.reshape(x.shape[:-1]) for v in sums), shift)
+        return SuffStats(n, *_two_sums(x, shift), shift)
     # First valid value as the shift; a safe 0 where a dataset is empty.
     x_safe = jnp.where(valid, x, 0)
     if not n_max:
