@@ -277,3 +277,57 @@ def test_permuting_datasets_permutes_results(seed):
     want = fit(data, lam, **OPTS)
     for name in Solution._fields:
         np.testing.assert_allclose(getattr(got, name), getattr(want, name)[perm], rtol=1e-6)
+
+
+def test_next_block_is_shipped_before_the_current_one_is_awaited(monkeypatch):
+    from jaxvi._batch import _Devices
+
+    events = []
+    put, fetch = _Devices.put, _Devices.fetch
+
+    def logged_put(self, tree):
+        events.append("put")
+        return put(self, tree)
+
+    def logged_fetch(self, tree):
+        events.append("fetch")
+        return fetch(self, tree)
+
+    monkeypatch.setattr(_Devices, "put", logged_put)
+    monkeypatch.setattr(_Devices, "fetch", logged_fetch)
+    fit(DATA, **OPTS)
+    assert events.count("put") == events.count("fetch") > 3
+    # When a block is awaited (fetched), the next one is already shipped: 2 blocks ahead of
+    # the fetches. Only the last fetch of each pass (reduce, then solve) has nothing behind it.
+    leads, puts, fetches = [], 0, 0
+    for event in events:
+        if event == "put":
+            puts += 1
+        else:
+            leads.append(puts - fetches)
+            fetches += 1
+    assert sum(lead == 1 for lead in leads) <= 2, events
+    assert all(lead in (1, 2) for lead in leads), events  # and never more: bounded memory
+
+
+@given(
+    count=st.integers(0, 5000),
+    full_exp=st.integers(0, 8),
+    devices=st.sampled_from([1, 2, 4]),
+    fine=st.booleans(),
+)
+def test_row_counts_cover_every_row_with_bounded_padding(count, full_exp, devices, fine):
+    from jaxvi._buckets import row_counts
+
+    min_rows = devices * 8
+    full = min_rows << full_exp
+    sizes = row_counts(count, full, min_rows, fine=fine)
+    assert sum(sizes) >= count
+    assert all(s % devices == 0 and min_rows <= s <= full for s in sizes)
+    assert all(s == full for s in sizes[:-1])
+    if sizes:
+        waste = sum(sizes) - count
+        tail = sizes[-1]
+        assert waste < max(tail * 3 / 4, min_rows), (sizes, count)
+        if fine and full // 8 >= min_rows:
+            assert waste < max(full / 8, min_rows * 4), (sizes, count)
