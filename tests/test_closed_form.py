@@ -8,13 +8,11 @@ in its own row only. Accuracy is in ``test_reference_closed_form.py``.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compile_counter import count_compilations
 
 import jaxvi
 from jaxvi import SuffStats
@@ -176,34 +174,11 @@ def test_float64_agrees_with_float32():
         )
 
 
-class _CompileLog(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.compiled: list[str] = []
-
-    def emit(self, record):
-        if record.getMessage().startswith("Compiling "):
-            self.compiled.append(record.getMessage()[:120])
-
-
-@contextlib.contextmanager
-def count_compilations():
-    """Records every XLA compilation (jax 0.10 logs "Compiling ..." under jax_log_compiles)."""
-    handler = _CompileLog()
-    logger = logging.getLogger("jax._src.interpreters.pxla")
-    logger.addHandler(handler)
-    try:
-        with jax.log_compiles(True):
-            yield handler.compiled
-    finally:
-        logger.removeHandler(handler)
-
-
 def test_count_compilations_sees_a_compilation():
     x = jnp.arange(7.0)
-    with count_compilations() as compiled:
+    with count_compilations() as log:
         jax.jit(lambda y: y * 3 + 1)(x).block_until_ready()
-    assert len(compiled) == 1, compiled
+    assert log.count == 1, log.names
 
 
 @pytest.mark.parametrize("mode", ["eager", "jit"])
@@ -213,9 +188,9 @@ def test_second_call_with_the_same_shapes_compiles_nothing(mode):
     # Other values, same shapes and dtypes; made before counting (making them compiles too).
     other = jax.tree.map(lambda x: x * 1.5 + 0.25, args)
     jax.block_until_ready(f(*args))
-    with count_compilations() as compiled:
+    with count_compilations() as log:
         jax.block_until_ready(f(*other))
-    assert compiled == [], compiled
+    assert log.count == 0, log.names
 
 
 def test_invalid_dataset_gives_nan_in_its_own_row_only():
