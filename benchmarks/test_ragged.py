@@ -74,14 +74,14 @@ def test_peer_torch_segment_reduce(benchmark, ragged):
 @pytest.mark.skipif(importlib.util.find_spec("numpyro") is None, reason="needs the bench extra")
 def test_peer_numpyro_svi(benchmark, ragged):
     values, offsets = ragged
-    count = max(int(256 * min(SCALE, 1)), 8)
-    steps = 2000 if SCALE >= 1 else 50
+    count = max(int(64 * min(SCALE, 1)), 8)
+    steps, particles = (2000, 16) if SCALE >= 1 else (50, 1)
     lengths = np.diff(offsets)[:count]
     width = max(int(lengths.max(initial=1)), 1)
     xs = np.zeros((count, width), np.float32)
     xs[np.arange(width) < lengths[:, None]] = values[: int(lengths.sum())]
     t0 = time.perf_counter()
-    svi = numpyro_svi(xs, lengths, steps)
+    svi = numpyro_svi(xs, lengths, steps, num_particles=particles)
     compile_s = time.perf_counter() - t0
     svi()
     theta = run_benchmark(
@@ -91,6 +91,7 @@ def test_peer_numpyro_svi(benchmark, ragged):
         nbytes=int(lengths.sum()) * 4,
         compile_seconds=compile_s,
         steps=steps,
+        particles=particles,
         subset=count,
     )
     ref = numpy_reduceat(values, offsets)[0][:count]

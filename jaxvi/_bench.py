@@ -231,6 +231,8 @@ def numpyro_svi(
     lam: float = 1.0,
     sigma: float = 1.0,
     seed: int = 0,
+    final_step_ratio: float = 1e-3,
+    num_particles: int = 1,
 ) -> Callable[[], np.ndarray]:
     """The NumPyro peer, compiled: SVI (Trace_ELBO, an Exponential guide, Adam with a decaying
     step) for each dataset, vmapped over the padded ``x`` ``(D, L)``.
@@ -251,10 +253,11 @@ def numpyro_svi(
         rate = numpyro.param("rate", 1.0, constraint=dist.constraints.positive)
         numpyro.sample("z", dist.Exponential(rate))
 
-    # A decaying step: Trace_ELBO's one-sample gradient is noisy, so a constant step stalls
-    # at an error set by the step size.
-    schedule = lambda i: 0.1 * 0.01 ** (i / steps)
-    svi = SVI(model, guide, numpyro.optim.Adam(schedule), Trace_ELBO())
+    # A decaying step (0.1 down to 0.1·final_step_ratio): Trace_ELBO's one-sample gradient is
+    # noisy, and Adam then random-walks with steps of the step size; at a final step of 1e-3
+    # the median error of θ stays near 2% however many steps are taken.
+    schedule = lambda i: 0.1 * final_step_ratio ** (i / steps)
+    svi = SVI(model, guide, numpyro.optim.Adam(schedule), Trace_ELBO(num_particles=num_particles))
 
     def one(key, xs, mask):
         state = svi.init(key, xs, mask)
@@ -332,7 +335,22 @@ class BenchReport:
             best = max(r.gb_per_s for r in self.rows)
             lines.append(f"best GB/s as a fraction of nominal: {best / self.nominal_gbps:.2f}")
         lines += [f"  {r.name}: {r.note}" for r in self.rows if r.note]
+        lines += self.headlines()
         return "\n".join(lines)
+
+    def headlines(self) -> list[str]:
+        """The ratios issue 4 sets targets for, for the rows present."""
+        names = {r.name: r for r in self.rows}
+        out = []
+        for name in ("padded solve", "padded solve + exact"):
+            if name in names:
+                out.append(f"{name}: {names[name].roofline:.2f} of the jnp.sum roofline")
+        fit_row = names.get("ragged fit")
+        for peer in ("NumPy reduceat (float64)", "PyTorch segment_reduce", "NumPyro SVI (vmapped)"):
+            if fit_row is not None and peer in names:
+                ratio = fit_row.datasets_per_s / names[peer].datasets_per_s
+                out.append(f"ragged fit vs {peer}: {ratio:.3g}x the datasets/s")
+        return out
 
 
 def _time_round_robin(fns: dict[str, Callable[[], Any]], reps: int) -> dict[str, list[float]]:
@@ -380,8 +398,9 @@ def run_bench(
     padded_cols: int = 64,
     peers: Sequence[str] = PEERS,
     reps: int = 5,
-    svi_datasets: int = 256,
+    svi_datasets: int = 64,
     svi_steps: int = 2000,
+    svi_particles: int = 16,
     seed: int = 0,
 ) -> BenchReport:
     """Run the whole comparison on the default device and return the table.
@@ -394,6 +413,9 @@ def run_bench(
         reps: repetitions per contender (median reported).
         svi_datasets: datasets NumPyro fits (its datasets/s is measured on these).
         svi_steps: SVI steps per dataset.
+        svi_particles: Trace_ELBO particles. With the defaults the median error of θ is
+            below 1% (measured: 0.7% median, 1.6% at the 90th percentile); with one particle
+            it stays near 2-3% however many steps are taken.
         seed: seed of the workloads.
 
     Returns:
@@ -458,7 +480,7 @@ def run_bench(
         mask = np.arange(width) < lengths[:, None]
         xs[mask] = values[: int(lengths.sum())]
         t0 = time.perf_counter()
-        svi = numpyro_svi(xs, lengths, svi_steps, seed=seed)
+        svi = numpyro_svi(xs, lengths, svi_steps, seed=seed, num_particles=svi_particles)
         compile_s = time.perf_counter() - t0
         svi_ref = ref[:svi_datasets]
         thunks["NumPyro SVI (vmapped)"] = lambda: results.__setitem__(
@@ -468,8 +490,8 @@ def run_bench(
             compile_s,
             svi_datasets,
             int(lengths.sum()) * 4,
-            f"{svi_steps} Trace_ELBO steps on the first {svi_datasets} datasets; datasets/s "
-            "from that subset",
+            f"{svi_steps} steps of Trace_ELBO({svi_particles} particles) on the first "
+            f"{svi_datasets} datasets; datasets/s from that subset",
         )
 
     times = _time_round_robin(thunks, reps)
@@ -485,6 +507,10 @@ def run_bench(
         if name in results:
             r = ref if name != "NumPyro SVI (vmapped)" else svi_ref
             err = _max_rel_err(results[name], r)
+            if name == "NumPyro SVI (vmapped)":
+                rel = np.abs(results[name] - r) / r
+                note += f"; θ error median {np.median(rel):.2%}, 90th percentile "
+                note += f"{np.quantile(rel, 0.9):.2%}"
         report.rows.append(
             BenchRow(
                 name=name,

@@ -334,8 +334,8 @@ def _add_bench(sub) -> None:
     p.add_argument(
         "--svi-datasets",
         type=_positive_int,
-        default=256,
-        help="datasets NumPyro fits, its datasets/s is scaled from them (default: 256)",
+        default=64,
+        help="datasets NumPyro fits, its datasets/s is scaled from them (default: 64)",
     )
     p.add_argument(
         "--svi-steps", type=_positive_int, default=2000, help="SVI steps (default: 2000)"
