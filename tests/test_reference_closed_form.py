@@ -17,6 +17,7 @@ infinity of its sign. Run with ``-s`` to see the worst error of each quantity.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -104,3 +105,19 @@ def test_reference_inputs_are_float32_and_in_domain(ref):
     has = n > 0
     assert np.all(s2[has] >= s[has] ** 2 / n[has] * (1 - 1e-12))
     assert np.all(s[~has] == 0) and np.all(s2[~has] == 0)
+
+
+def test_committed_references_match_the_script(ref):
+    """Recomputes a sample of rows with the generating script: data and script agree."""
+    path = REF.with_name("make_closed_form_reference.py")
+    spec = importlib.util.spec_from_file_location("make_closed_form_reference", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for row in np.random.default_rng(0).choice(len(ref["n"]), 25, replace=False):
+        inputs = (ref[k][row] for k in ("n", "s", "s2", "lam", "sigma"))
+        again = script.references(*inputs)
+        np.testing.assert_array_equal(again["theta"], ref["theta"][row])
+        for name in ("b", "theta_star"):
+            assert float(again[name]) == ref[f"{name}_hi"][row], (row, name)
+        for name in ("elbo", "elbo_grad"):
+            np.testing.assert_array_equal([float(x) for x in again[name]], ref[f"{name}_hi"][row])
