@@ -116,7 +116,11 @@ def suff_stats(
                 f"suff_stats: lengths has shape {lengths.shape}, expected the batch shape "
                 f"{x.shape[:-1]} of x {x.shape}"
             )
-        valid = jax.lax.broadcasted_iota(jnp.int32, x.shape, x.ndim - 1) < lengths[..., None]
+        # int32 or wider, as the user gave it: strict promotion forbids mixing int32 and int64.
+        iota = jax.lax.broadcasted_iota(
+            jnp.promote_types(lengths.dtype, jnp.int32), x.shape, x.ndim - 1
+        )
+        valid = iota < lengths[..., None]
     if mask is not None:
         mask = jnp.asarray(mask, bool)
         if mask.shape != x.shape:
