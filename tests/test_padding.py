@@ -121,6 +121,9 @@ def _summary(x, lengths, mask):
     return stats.n, stats.total_sum(), stats.total_sum_sq(), stats.centred_sum_sq(), theta
 
 
+FLUSH = 1000 * float(np.finfo(np.float32).tiny)
+
+
 @settings(max_examples=25, deadline=None)
 @given(rows=datasets, seed=st.integers(0, 2**32 - 1))
 def test_results_invariant_to_padding_amount_and_order(rows, seed):
@@ -154,8 +157,12 @@ def test_results_invariant_to_padding_amount_and_order(rows, seed):
         out = _summary(jnp.asarray(x), jnp.asarray(lengths), None if mask is None else mask)
         got_n, got_total, got_sq, got_centred, theta = (np.asarray(o, np.float64) for o in out)
         np.testing.assert_array_equal(got_n, n)
-        assert (np.abs(got_total - total) <= 1e-5 * abs_sum).all(), (got_total, total)
-        assert (np.abs(got_sq - total_sq) <= 1e-5 * total_sq).all(), (got_sq, total_sq)
-        assert (np.abs(got_centred - centred) <= 1e-5 * spread).all(), (got_centred, centred)
+        # Squares below ~1000x the smallest normal may flush to zero (DESIGN §1).
+        assert (np.abs(got_total - total) <= 1e-5 * abs_sum + FLUSH).all(), (got_total, total)
+        assert (np.abs(got_sq - total_sq) <= 1e-5 * total_sq + FLUSH).all(), (got_sq, total_sq)
+        assert (np.abs(got_centred - centred) <= 1e-5 * spread + FLUSH).all(), (
+            got_centred,
+            centred,
+        )
         theta0 = theta if theta0 is None else theta0
         np.testing.assert_allclose(theta, theta0, rtol=1e-5, atol=0)
