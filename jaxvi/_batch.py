@@ -205,6 +205,7 @@ def _reduce(
     # shift subtracted on the host; subtract in float64 when the data are float64 or integer.
     with np.errstate(all="ignore"):
         shift = flat.shifts().astype(dtype)
+    shift[flat.invalid] = np.nan  # NaN in the dataset's own row only (validate=False)
     work_shift = shift.astype(np.result_type(flat.values.dtype, np.float32))
     sums = (np.zeros(num, dtype), np.zeros(num, dtype))
 

@@ -43,12 +43,21 @@ class Flat(NamedTuple):
         values: ``(M,)`` host values. Dataset ``d`` is ``values[starts[d]:starts[d] + lengths[d]]``;
             values outside every window may be garbage (the padding of a :class:`~jaxvi.Padded`).
         starts: ``(D,)`` int64 first index of each dataset.
-        lengths: ``(D,)`` int64 number of values of each dataset.
+        lengths: ``(D,)`` int64 number of values of each dataset; 0 where ``invalid``.
+        invalid: ``(D,)`` bool, datasets whose window does not fit (bad offsets or lengths
+            that were not validated): nothing is read for them, and their row is NaN.
     """
 
     values: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
+    invalid: np.ndarray
+
+    @classmethod
+    def windows(cls, values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, ends) -> Flat:
+        """A :class:`Flat` whose windows must end by ``ends`` (scalar or ``(D,)``)."""
+        invalid = (lengths < 0) | (starts < 0) | (starts + lengths > ends)
+        return cls(values, starts, np.where(invalid, 0, lengths), invalid)
 
     def shifts(self) -> np.ndarray:
         """``(D,)`` the first value of each dataset (0 for an empty one), in the values' dtype."""

@@ -175,7 +175,7 @@ def _ragged_to_flat(values: np.ndarray, offsets: np.ndarray, validate: bool, chu
     if validate:
         check_finite_ragged(values, offsets, chunk)
     offsets = offsets.astype(np.int64)
-    return Flat(values, offsets[:-1], np.diff(offsets))
+    return Flat.windows(values, offsets[:-1], np.diff(offsets), values.shape[0])
 
 
 def _padded_to_flat(x: np.ndarray, lengths: Any, validate: bool, chunk: int) -> Flat:
@@ -191,7 +191,9 @@ def _padded_to_flat(x: np.ndarray, lengths: Any, validate: bool, chunk: int) -> 
     if validate:
         check_finite_padded(x, None if lengths is None else lens, chunk)
     starts = np.arange(num, dtype=np.int64) * width
-    return Flat(np.ascontiguousarray(x).reshape(-1), starts, lens.astype(np.int64))
+    return Flat.windows(
+        np.ascontiguousarray(x).reshape(-1), starts, lens.astype(np.int64), starts + width
+    )
 
 
 def _sequence_to_flat(data: Any, validate: bool, chunk: int) -> Flat:

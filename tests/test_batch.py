@@ -191,6 +191,25 @@ def test_validate_false_keeps_a_bad_dataset_in_its_own_row():
         np.testing.assert_array_equal(getattr(got, name)[keep], getattr(clean, name)[keep])
 
 
+def test_validate_false_bad_offsets_or_lengths_give_nan_rows_only():
+    clean = fit(to_ragged(DATA[:40]), **OPTS)
+    values, offsets = to_ragged(DATA[:40])
+    offsets = offsets.copy()
+    offsets[6] = offsets[7] + 3  # dataset 6 has a negative length (dataset 5 is just longer)
+    offsets[-1] += 10**12  # the last one runs far past the values: nothing may be read
+    got = fit(Ragged(values, offsets), validate=False, **OPTS)
+    assert np.isnan(got.theta[[6, 39]]).all()
+    keep = np.setdiff1d(np.arange(40), [5, 6, 39])
+    np.testing.assert_array_equal(got.theta[keep], clean.theta[keep])
+
+    x = np.ones((40, 20), np.float32)
+    lengths = np.full(40, 20)
+    lengths[3], lengths[7] = 21, -1
+    got = fit(Padded(x, lengths), validate=False, **OPTS)
+    assert np.isnan(got.theta[[3, 7]]).all() and np.isnan(got.elbo[[3, 7]]).all()
+    assert np.isfinite(np.delete(got.elbo, [3, 7])).all()
+
+
 def test_second_fit_with_the_same_bucket_shapes_compiles_nothing():
     first = make_datasets(4, 200)
     # Other values and lengths, same buckets: the lengths are permuted and the values drawn anew.
