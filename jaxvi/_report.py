@@ -317,9 +317,13 @@ def plot_means(study: Study, path: Path) -> None:
     fig.colorbar(art, ax=left, label="dataset size N")
     gap = (c["q_mean"] - c["post_mean"]) / c["post_sd"]
     centres, qs = _binned_quantiles(c["n"], gap)
-    right.scatter(c["n"][idx], gap[idx], s=3, alpha=0.2, color="tab:gray", rasterized=True)
-    right.plot(centres, qs[:, 1], color="tab:blue", label="median")
-    right.fill_between(centres, qs[:, 0], qs[:, 2], color="tab:blue", alpha=0.25, label="10%–90%")
+    right.scatter(
+        c["n"][idx], gap[idx], s=3, alpha=0.2, color="tab:gray", rasterized=True, zorder=1
+    )
+    right.fill_between(
+        centres, qs[:, 0], qs[:, 2], color="tab:blue", alpha=0.35, label="10%–90%", zorder=2
+    )
+    right.plot(centres, qs[:, 1], color="tab:blue", label="median", zorder=3)
     right.axhline(0, color="k", lw=1, ls="--")
     right.set(
         xlabel="dataset size N",
@@ -405,30 +409,34 @@ def summary_text(study: Study, cov: Coverage | None) -> str:
     kl = c["kl_gap"]
     gap = np.abs(c["q_mean"] - c["post_mean"]) / c["post_sd"]
     q = lambda v: " / ".join(f"{x:.3g}" for x in np.quantile(v, (0.01, 0.5, 0.99)))
-    lines = [
-        f"jaxvi report: {study.path}",
-        f"datasets                          {len(n):,}",
-        f"dataset size N (min / median / max)  {n.min()} / {np.median(n):g} / {n.max()}",
-        f"lambda, sigma, dtype              {study.lam:g}, {study.sigma:g}, {study.dtype}",
-        f"theta* (q01 / q50 / q99)          {q(c['theta'])}",
-        f"KL gap [nats] (q01 / q50 / q99)   {q(kl)}",
-        f"KL gap max                        {kl.max():.3g} (at N = {n[np.argmax(kl)]})",
-        f"|1/theta* - E[z|x]| / sd(z|x)     median {np.median(gap):.3f}, max {gap.max():.3f}",
+    rows = [
+        ("datasets", f"{len(n):,}"),
+        ("dataset size N (min / median / max)", f"{n.min()} / {np.median(n):g} / {n.max()}"),
+        ("lambda, sigma, dtype", f"{study.lam:g}, {study.sigma:g}, {study.dtype}"),
+        ("theta* (q01 / q50 / q99)", q(c["theta"])),
+        ("KL gap [nats] (q01 / q50 / q99)", q(kl)),
+        ("KL gap max", f"{kl.max():.3g} (at N = {n[np.argmax(kl)]})"),
+        ("|1/theta* - E[z|x]| / sd(z|x)", f"median {np.median(gap):.3f}, max {gap.max():.3f}"),
     ]
     if cov is not None:
         se = np.sqrt(LEVEL * (1 - LEVEL) / len(n))
-        lines += [
-            f"coverage of true z by 95% intervals (nominal 0.95, binomial s.e. {se:.4f}):",
-            f"  q* = Exponential(theta*)        {cov.q_star:.4f}   "
-            f"median width {cov.q_star_width:.3g}",
-            f"  exact posterior                 {cov.exact:.4f}   "
-            f"median width {cov.exact_width:.3g}",
+        rows += [
+            ("coverage of the true z by 95% intervals", f"(nominal 0.95, binomial s.e. {se:.4f})"),
+            (
+                "  q* = Exponential(theta*)",
+                f"{cov.q_star:.4f}  median width {cov.q_star_width:.3g}",
+            ),
+            ("  exact posterior", f"{cov.exact:.4f}  median width {cov.exact_width:.3g}"),
         ]
         if study.unmatched_truth:
-            lines.append(
-                f"truth rows without a result      {study.unmatched_truth:,} "
-                "(empty datasets have no rows in a long table)"
+            rows.append(
+                (
+                    "truth rows without a result",
+                    f"{study.unmatched_truth:,} (empty datasets have no rows in a long table)",
+                )
             )
+    width = max(len(k) for k, _ in rows)
+    lines = [f"jaxvi report: {study.path}", *(f"{k:<{width}}  {v}" for k, v in rows)]
     return "\n".join(lines) + "\n"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -176,3 +178,12 @@ def test_corrupt_parquet_is_a_value_error(tmp_path):
 def test_unknown_extension_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"unknown table format '\.txt'"):
         _io.table_format(tmp_path / "d.txt")
+
+
+def test_atomic_output_gets_the_usual_permissions(tmp_path):
+    out = tmp_path / "out.csv"
+    with _io.atomic_path(out) as tmp:
+        tmp.write_text("x\n")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
