@@ -307,15 +307,16 @@ def fit(
             * :class:`~jaxvi.Ragged` ``(values (M,), offsets (D+1,))``;
             * :class:`~jaxvi.Padded` ``(x (D, n_max), lengths (D,) or None)``;
             * :class:`~jaxvi.SuffStats` of shape ``(D,)`` (solved directly);
-            * a sequence of ``D`` 1-D arrays;
+            * a sequence of ``D`` 1-D arrays (concatenated once: a copy of the input);
             * a 2-D array ``(D, n)`` of full rows.
 
             Empty datasets are legal (their posterior is the prior).
         lam: prior rate λ > 0, a scalar or ``(D,)``.
         sigma: noise scale σ > 0, a scalar or ``(D,)``.
         theta: rate of q to evaluate at, a scalar or ``(D,)``; θ* when ``None``.
-        chunk_size: values per block on each process (rows × width). Peak memory is a few
-            blocks, whatever the input size.
+        chunk_size: values per block on each process (rows × width). Beyond the input and
+            the ``(D,)`` results, peak memory is a few blocks plus ``O(D)`` bookkeeping, however
+            many values the datasets hold.
         validate: check the input first and raise :class:`ValueError` naming the dataset and
             the problem. ``False`` skips the value checks; a bad dataset then gives NaN in its
             own row only.
