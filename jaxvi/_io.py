@@ -7,8 +7,9 @@ order in which each id **first appears** (for a table sorted by id, that is sort
 A *statistics* table has one row per dataset with columns ``dataset_id, n, sum_x, sum_x2``
 (and optionally ``shift``, the value the sums are taken about); it is recognised by its columns.
 
-NPZ files hold ``values`` and ``offsets`` (and optionally ``ids``) for long data, or
-``n, sum_x, sum_x2`` (optionally ``ids``, ``shift``) for statistics.
+NPZ files hold ``values`` and ``offsets`` (and optionally ``ids``) for long data — or the two
+long columns themselves — or ``n, sum_x, sum_x2`` (optionally ``ids``, ``shift``) for
+statistics.
 
 Parquet needs pyarrow (the ``cli`` extra); CSV and NPZ need only NumPy.
 
@@ -259,7 +260,7 @@ def read_table(
     fmt = table_format(path)
     _check_nonempty(path)
     if fmt == "npz":
-        return _read_npz(path)
+        return _read_npz(path, id_column, value_column)
     if fmt == "csv":
         cols, _ = _read_csv_columns(path)
         stats = _is_stats(cols, value_column)
@@ -338,12 +339,22 @@ def _stats_chunk(ids: np.ndarray, num: Mapping[str, np.ndarray], path: Path) -> 
     return StatsChunk(ids, n, cols["sum_x"], cols["sum_x2"], shift)
 
 
-def _read_npz(path: Path) -> LongChunk | StatsChunk:
+def _read_npz(path: Path, id_column: str, value_column: str) -> LongChunk | StatsChunk:
     try:
-        archive = np.load(path, allow_pickle=False)
-        arrays = {k: archive[k] for k in archive.files}
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
     except Exception as err:  # zipfile.BadZipFile, ValueError, OSError, ...
         raise ValueError(f"{path}: not a readable NPZ file ({_first_line(err)})") from None
+    if "values" not in arrays and id_column in arrays and value_column in arrays:
+        # A long table stored column by column.
+        ids = _as_ids(arrays[id_column], path, id_column)
+        values = arrays[value_column]
+        if ids.ndim != 1 or ids.shape != values.shape or not len(ids):
+            raise ValueError(
+                f"{path}: {id_column!r} {ids.shape} and {value_column!r} {values.shape} must be "
+                "1-D, non-empty and of one length"
+            )
+        return group_rows(ids, _as_numbers(values, path, value_column, ids))
     if all(k in arrays for k in STATS_COLUMNS) and "values" not in arrays:
         n = arrays["n"]
         ids = _as_ids(arrays.get("ids", np.arange(len(n))), path, "ids")

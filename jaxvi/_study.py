@@ -157,6 +157,8 @@ def simulate_to_file(
 ) -> tuple[Path, Path, int]:
     """Write a simulated long table ``(dataset_id, x)`` and its truth ``(dataset_id, n, z)``.
 
+    An NPZ data file holds the ragged layout instead: ``values``, ``offsets`` and ``ids``.
+
     Returns:
         ``(data path, truth path, number of rows)``.
     """
@@ -177,7 +179,13 @@ def simulate_to_file(
         ):
             ids = np.arange(start, start + len(z), dtype=np.int64)
             valid = np.arange(x.shape[1])[None, :] < lengths[:, None]
-            writer.write({"dataset_id": np.repeat(ids, lengths), "x": x[valid]})
+            if writer.fmt == "npz":  # the ragged layout: values, offsets, ids
+                ends = rows + np.cumsum(lengths, dtype=np.int64)
+                writer.write(
+                    {"values": x[valid], "offsets": ends if start else np.r_[0, ends], "ids": ids}
+                )
+            else:
+                writer.write({"dataset_id": np.repeat(ids, lengths), "x": x[valid]})
             truth_writer.write({"dataset_id": ids, "n": lengths.astype(np.int64), "z": z})
             rows += int(lengths.sum())
             if bar is not None:

@@ -339,16 +339,28 @@ def test_csv_and_npz_work_without_pyarrow_and_parquet_names_the_extra(tmp_path):
         "import sys; sys.modules['pyarrow'] = None; sys.modules['pyarrow.parquet'] = None\n"
         "from jaxvi.cli import main\n"
         "codes = [main(['fit', 'd.csv', '-o', 'r.npz', '-q']),\n"
-        "         main(['fit', 'd.csv', '-o', 'r.parquet', '-q'])]\n"
+        "         main(['fit', 'd.csv', '-o', 'r.parquet', '-q']),\n"
+        "         main(['simulate', '-n', '50', '--sizes', '0:6', '--dtype', 'float64',\n"
+        "               '-o', 's.npz', '-q']),\n"
+        "         main(['fit', 's.npz', '-o', 's.csv', '-q'])]\n"
         "print(codes)\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, env=ENV, capture_output=True, text=True
     )
-    assert proc.stdout.strip() == "[0, 2]", proc.stderr
+    assert proc.stdout.strip() == "[0, 2, 0, 0]", proc.stderr
     (line,) = proc.stderr.splitlines()
     assert "Parquet needs pyarrow" in line and 'pip install "jaxvi[cli]"' in line
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "r.npz"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["d.csv", "r.npz", "s.csv", "s.npz", "s.truth.npz"]
+    with np.load(tmp_path / "s.npz") as sim, np.load(tmp_path / "s.truth.npz") as truth:
+        assert sim["ids"].tolist() == list(range(50)) and sim["values"].dtype == np.float64
+        assert np.array_equal(np.diff(sim["offsets"]), truth["n"])
+        nonempty = truth["dataset_id"][truth["n"] > 0]
+    got = read(tmp_path / "s.csv")
+    # A ragged NPZ keeps empty datasets (n = 0, the prior); a long table cannot hold them.
+    assert got["dataset_id"].astype(int).tolist() == list(range(50))
+    assert (got["n"] == 0).sum() == 50 - len(nonempty)
 
 
 def test_help_is_complete():

@@ -187,3 +187,10 @@ def test_atomic_output_gets_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_npz_long_columns_are_grouped(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, dataset_id=np.array(["q", "p", "q"]), x=np.array([1.0, 2.0, 3.0]))
+    t = _io.read_table(path)
+    assert t.ids.tolist() == ["q", "p"] and t.values.tolist() == [1.0, 3.0, 2.0]
