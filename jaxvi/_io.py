@@ -329,6 +329,17 @@ def _stats_chunk(ids: np.ndarray, num: Mapping[str, np.ndarray], path: Path) -> 
         raise ValueError(
             f"{path}: dataset {_show(ids[i])} has sum_x2 = {_show(cols['sum_x2'][i])} < 0"
         )
+    # Σ(x − c)² ≥ (Σ(x − c))²/n for any data; allow for the rounding of sums made elsewhere.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor = np.where(n > 0, cols["sum_x"] ** 2 / n, 0.0)
+    impossible = (cols["sum_x2"] < floor * (1 - 1e-4)) | ((n == 0) & (cols["sum_x"] != 0))
+    if impossible.any():
+        i = int(np.argmax(impossible))
+        raise ValueError(
+            f"{path}: dataset {_show(ids[i])} has sum_x = {_show(cols['sum_x'][i])} and "
+            f"sum_x2 = {_show(cols['sum_x2'][i])} with n = {_show(n[i])}: no data have these sums "
+            "(need sum_x2 >= sum_x**2 / n)"
+        )
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         raise ValueError(

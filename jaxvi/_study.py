@@ -8,6 +8,7 @@ by id is streamed (see :func:`jaxvi._io.read_chunks`). Output is written atomica
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -213,13 +214,33 @@ class FitSummary:
     seconds: float
 
 
+def _cast(values: np.ndarray, dtype: np.dtype, what: str, dataset_of_row) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        out = values.astype(dtype)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"dataset {_io._show(dataset_of_row(row))} has {what} = {_io._show(values[row])}, "
+            f"beyond {dtype.name}; use --dtype float64"
+        )
+    return out
+
+
 def _result_columns(chunk, lam, sigma, theta, dtype) -> dict[str, np.ndarray]:
+    ids = chunk.ids
     if isinstance(chunk, _io.StatsChunk):
-        fields = (chunk.n, chunk.sum_x, chunk.sum_x2, chunk.shift)
-        data = SuffStats(*(f.astype(dtype) for f in fields))
+        names = ("n", "sum_x", "sum_x2", "shift")
+        data = SuffStats(*(_cast(getattr(chunk, k), dtype, k, ids.__getitem__) for k in names))
     else:
-        data = Ragged(chunk.values.astype(dtype), chunk.offsets)
-    sol = fit(data, lam, sigma, theta=theta, dtype=dtype)
+        owner = lambda row: ids[np.searchsorted(chunk.offsets, row, side="right") - 1]
+        data = Ragged(_cast(chunk.values, dtype, "a value", owner), chunk.offsets)
+    try:
+        sol = fit(data, lam, sigma, theta=theta, dtype=dtype)
+    except ValueError as err:
+        # fit numbers datasets within the chunk; name them by their ids instead.
+        named = lambda m: f"dataset {_io._show(ids[int(m[1])])}"
+        raise ValueError(re.sub(r"dataset (\d+)", named, str(err))) from None
     post_mean, post_sd = posterior_moments(sol.n, sol.b, lam, sigma)
     return {
         "dataset_id": chunk.ids,
@@ -343,6 +364,11 @@ def _fit_chunks(
             if bar is not None:
                 bar.update(rows)
             _pause()
+    except ValueError as err:
+        writer.abort()
+        if str(err).startswith(str(input_path)):
+            raise
+        raise ValueError(f"{input_path}: {err}") from None
     except BaseException:
         writer.abort()
         raise

@@ -408,3 +408,13 @@ def test_progress_bar_on_stderr_unless_quiet(tmp_path, capsys, monkeypatch):
     assert "fitted 300 datasets" in out
     assert main([*args, "100", "--quiet"]) == 0
     assert capsys.readouterr() == ("", "")
+
+
+def test_values_beyond_float32_name_the_dataset_and_the_fix(tmp_path, capsys):
+    (tmp_path / "d.csv").write_text("dataset_id,x\na,1.0\nb,1e300\n")
+    out = tmp_path / "r.csv"
+    assert main(["fit", str(tmp_path / "d.csv"), "-o", str(out), "-q"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "dataset 'b' has a value = 1e+300, beyond float32; use --dtype float64" in line
+    assert line.startswith(f"jaxvi fit: error: {tmp_path / 'd.csv'}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]

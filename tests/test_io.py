@@ -89,6 +89,7 @@ def test_stats_table_detected_by_columns(tmp_path):
         ("dataset_id,x\n", "no data rows"),
         ("dataset_id,n,sum_x,sum_x2\n4,-1,0,0\n", "dataset 4 has n = -1.0"),
         ("dataset_id,n,sum_x,sum_x2\n4,1,0,0\n4,2,0,0\n", "dataset 4 appears more than once"),
+        ("dataset_id,n,sum_x,sum_x2\nk,2,1,0.1\n", "dataset 'k' has sum_x = 1.0 and sum_x2 = 0.1"),
     ],
 )
 def test_bad_csv_names_the_problem(tmp_path, text, message):
