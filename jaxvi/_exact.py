@@ -17,12 +17,18 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import log_ndtr
 from jax.typing import ArrayLike
 
 from jaxvi._closed_form import Model, log_prior_const, model
 from jaxvi._stats import SuffStats
-from jaxvi._tails import HALF_LOG_2PI, kl_at_optimum, log_mills_ratio, mills, truncated_quantile
+from jaxvi._tails import (
+    HALF_LOG_2PI,
+    kl_at_optimum,
+    log_mills_ratio,
+    log_ndtr_nonneg,
+    mills,
+    truncated_quantile,
+)
 
 __all__ = ["Posterior", "kl_gap", "log_evidence", "posterior", "posterior_quantile"]
 
@@ -65,6 +71,7 @@ def _u_of_t(t: jax.Array) -> jax.Array:
     return jnp.where(t >= 0, 2 / r, r)
 
 
+@jax.jit
 def log_evidence(stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0) -> jax.Array:
     r"""The exact log marginal likelihood :math:`\log p(x)`.
 
@@ -109,7 +116,7 @@ def log_evidence(stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0)
         - n_safe * (HALF_LOG_2PI + log_sigma)
         + jnp.log(m.lam)
         + (HALF_LOG_2PI - 0.5 * jnp.log(n_safe) + log_sigma)
-        + log_ndtr(jnp.where(t_nonneg, s.t, 0))
+        + log_ndtr_nonneg(jnp.where(t_nonneg, s.t, 0))
     )
     # t < 0: C − 1 + ½log(2π/a) + log Φ(t) + t²/2 = C − 1 − ½log a + log R(−t).
     y = jnp.where(t_nonneg, 0, -s.t)
@@ -118,6 +125,7 @@ def log_evidence(stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0)
     return jnp.where(s.has_data, out, jnp.zeros_like(out))
 
 
+@jax.jit
 def kl_gap(
     stats: SuffStats,
     lam: ArrayLike = 1.0,
@@ -171,6 +179,7 @@ def kl_gap(
     return kl + quad + ((j - 1) - jnp.log(j))
 
 
+@jax.jit
 def posterior(stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0) -> Posterior:
     """The exact posterior: Normal(B/a, 1/a) truncated to ``z ≥ 0``, with its mean and variance.
 
@@ -201,6 +210,7 @@ def posterior(stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0) ->
     return Posterior(loc, jnp.where(s.has_data, scale, jnp.inf), mean, var)
 
 
+@jax.jit
 def posterior_quantile(
     p: ArrayLike, stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0
 ) -> jax.Array:

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import erfcx, log_ndtr, ndtr, ndtri
+from jax.scipy.special import erfcx, ndtr, ndtri
 
 SQRT_HALF = float(np.sqrt(0.5))
 HALF_LOG_PI_OVER_2 = 0.5 * float(np.log(np.pi / 2))
@@ -56,8 +56,17 @@ class TailConstants(NamedTuple):
 def tail_constants(dtype) -> TailConstants:
     """Cut-offs for ``dtype`` (static). f64: 24 CF terms are ≤ 1 ulp from y = 6 on."""
     if jnp.finfo(dtype).bits >= 64:
-        return TailConstants(cf_from=6.0, cf_terms=24, kl_series_from=20.0, quantile_steps=8)
-    return TailConstants(cf_from=2.0, cf_terms=32, kl_series_from=10.0, quantile_steps=6)
+        return TailConstants(cf_from=6.0, cf_terms=24, kl_series_from=20.0, quantile_steps=5)
+    return TailConstants(cf_from=2.0, cf_terms=32, kl_series_from=10.0, quantile_steps=4)
+
+
+def log_ndtr_nonneg(t: jax.Array) -> jax.Array:
+    """``log Φ(t)`` for ``t ≥ 0`` as ``log1p(−Φ(−t))``: exact to an ulp of Φ(−t) ≤ ½.
+
+    ``jax.scipy.special.log_ndtr`` gives the same here, through a much larger graph that
+    also serves its far-left tail, which we never send it.
+    """
+    return jnp.log1p(-ndtr(-t))
 
 
 class Mills(NamedTuple):
@@ -76,38 +85,51 @@ def _continued_fraction(y: jax.Array, terms: int) -> tuple[jax.Array, jax.Array,
     return 1 / (y + q), q, q3
 
 
+class _Parts(NamedTuple):
+    """The Mills-ratio pieces at ``y ≥ 0``, near (erfcx) and far (continued fraction) alike."""
+
+    far: jax.Array  # y > cf_from
+    m: jax.Array  # 1/R(y) − y, the truncated mean at t = −y
+    log_r: jax.Array  # log R(y)
+    y_far: jax.Array  # y where far, a safe stand-in elsewhere
+    q: jax.Array  # the continued fraction's levels at y_far: m = 1/(y + q), q = 2/(y + q₃)
+    q3: jax.Array
+
+
+def _parts(y: jax.Array) -> _Parts:
+    k = tail_constants(y.dtype)
+    far = y > k.cf_from
+    # erfcx on [0, cf_from/√2] only, where it is exp(x²)·erfc(x) with x² ≤ 18.
+    y_near = jnp.where(far, 0, y)
+    r_near = float(np.sqrt(np.pi / 2)) * erfcx(y_near * SQRT_HALF)
+    y_far = jnp.where(far, y, k.cf_from + 1)
+    m_far, q, q3 = _continued_fraction(y_far, k.cf_terms)
+    m = jnp.where(far, m_far, 1 / r_near - y_near)
+    log_r = jnp.where(far, -jnp.log(y_far + m_far), jnp.log(r_near))
+    return _Parts(far, m, log_r, y_far, q, q3)
+
+
+@jax.jit
 def mills(t: jax.Array) -> Mills:
     """Mean ``t + δ`` and variance ``1 − δ(t + δ)`` of Normal(t, 1) truncated to ``[0, ∞)``."""
-    k = tail_constants(t.dtype)
-    y = -t
-    far = y > k.cf_from
     nonneg = t >= 0
     # t ≥ 0: δ = φ(t)/Φ(t) with Φ(t) ≥ ½; δ only matters where t is small, so the rounding of
     # t²/2 inside exp costs nothing.
     tp = jnp.where(nonneg, t, 0)
     delta_pos = INV_SQRT_2PI * jnp.exp(-0.5 * tp * tp) / ndtr(tp)
-    # −cf_from ≤ t < 0: δ = 1/R(y) = √(2/π)/erfcx(y/√2), erfcx on [0, 4.3] only.
-    y_mid = jnp.where(far | nonneg, 1, y)
-    delta_mid = 1 / (np.sqrt(np.pi / 2) * erfcx(y_mid * SQRT_HALF))
-    delta = jnp.where(nonneg, delta_pos, delta_mid)
-    t_near = jnp.where(far, 0, t)
-    m_near = t_near + delta
-    var_near = 1 - delta * m_near
-    # Far: 1 − δm = m(q − m), with no cancellation.
-    m_far, q, _ = _continued_fraction(jnp.where(far, y, k.cf_from + 1), k.cf_terms)
-    var_far = m_far * (q - m_far)
-    return Mills(jnp.where(far, m_far, m_near), jnp.where(far, var_far, var_near))
+    m_pos = tp + delta_pos
+    # t < 0: m from the Mills ratio; near, 1 − δm with δ = m + y; far, 1 − δm = m(q − m),
+    # which does not cancel.
+    y = jnp.where(nonneg, 1, -t)
+    pt = _parts(y)
+    var_neg = jnp.where(pt.far, pt.m * (pt.q - pt.m), 1 - (pt.m + y) * pt.m)
+    return Mills(jnp.where(nonneg, m_pos, pt.m), jnp.where(nonneg, 1 - delta_pos * m_pos, var_neg))
 
 
+@jax.jit
 def log_mills_ratio(y: jax.Array) -> jax.Array:
     """``log R(y) = log(Q(y)/φ(y))`` for ``y ≥ 0``; finite for every finite y."""
-    k = tail_constants(y.dtype)
-    far = y > k.cf_from
-    y_near = jnp.where(far, 0, y)
-    near = HALF_LOG_PI_OVER_2 + jnp.log(erfcx(y_near * SQRT_HALF))
-    y_far = jnp.where(far, y, k.cf_from + 1)
-    m_far, _, _ = _continued_fraction(y_far, k.cf_terms)
-    return jnp.where(far, -jnp.log(y_far + m_far), near)
+    return _parts(y).log_r
 
 
 def _log1p_minus_x(x: jax.Array) -> jax.Array:
@@ -124,6 +146,7 @@ def _log1p_minus_x(x: jax.Array) -> jax.Array:
     return 2 * s * s2 * acc - s * x
 
 
+@jax.jit
 def kl_at_optimum(t: jax.Array) -> jax.Array:
     r"""``KL(q_θ* ‖ p(z|x))`` as a function of ``t = B/√a`` alone; ≥ 0, → 1/(2t⁴) as t → −∞.
 
@@ -147,18 +170,17 @@ def kl_at_optimum(t: jax.Array) -> jax.Array:
     tp = jnp.where(nonneg, t, 1)
     h = tp / 2
     u = 2 / (h + jnp.sqrt(h * h + 2))
-    kl_pos = (u * u / 2 - 2 + 1 / (u * u)) + (jnp.log(u) + HALF_LOG_2PI + log_ndtr(tp))
+    kl_pos = (u * u / 2 - 2 + 1 / (u * u)) + (jnp.log(u) + HALF_LOG_2PI + log_ndtr_nonneg(tp))
     y = jnp.where(nonneg, 1, -t)
     series = y > k.kl_series_from
-    cf = y > k.cf_from
+    pt = _parts(jnp.where(series, 1, y))
     # 0 < y ≤ cf_from: the direct form loses at most ~4y² ulps.
-    y_near = jnp.where(cf, 1, y)
+    y_near = jnp.where(pt.far, 1, y)
     w = 4 / (y_near + jnp.sqrt(y_near * y_near + 8))
-    m = mills(-y_near).m
+    m = jnp.where(pt.far, 1, pt.m)
     kl_near = jnp.log1p((w - m) / (y_near + m)) - w * w / 4
     # cf_from < y ≤ kl_series_from.
-    y_cf = jnp.where(cf & ~series, y, k.cf_from + 1)
-    m, q, q3 = _continued_fraction(y_cf, k.cf_terms)
+    y_cf, m, q, q3 = pt.y_far, jnp.where(pt.far, pt.m, 1), pt.q, pt.q3
     w = 4 / (y_cf + jnp.sqrt(y_cf * y_cf + 8))
     d = (w / 2) * m * (q * w * (w - q3) / 2)
     x = (w - m) / (y_cf + m)
@@ -169,10 +191,11 @@ def kl_at_optimum(t: jax.Array) -> jax.Array:
     for c in reversed(_KL_SERIES):
         acc = acc * e + c
     kl_far = acc * e * e
-    kl_neg = jnp.where(series, kl_far, jnp.where(cf, kl_cf, kl_near))
+    kl_neg = jnp.where(series, kl_far, jnp.where(pt.far, kl_cf, kl_near))
     return jnp.maximum(jnp.where(nonneg, kl_pos, kl_neg), 0)
 
 
+@jax.jit
 def truncated_quantile(p: jax.Array, t: jax.Array) -> jax.Array:
     """Quantile p of Normal(t, 1) truncated to ``[0, ∞)``; finite even where Φ(t) underflows.
 
@@ -189,21 +212,24 @@ def truncated_quantile(p: jax.Array, t: jax.Array) -> jax.Array:
     phi_t = ndtr(tp)
     lower = ndtr(-tp) + p * phi_t  # P(ξ ≤ x) for the untruncated ξ
     upper = (1 - p) * phi_t
-    x = jnp.where(lower <= 0.5, ndtri(jnp.minimum(lower, 0.5)), -ndtri(jnp.minimum(upper, 0.5)))
+    below = lower <= 0.5
+    x = ndtri(jnp.minimum(jnp.where(below, lower, upper), 0.5))
+    x = jnp.where(below, x, -x)
     z_pos = jnp.maximum(tp + x, 0)
 
     y = jnp.where(nonneg, 1, -t)
-    far = y > k.cf_from
     target = jnp.log1p(-p)
-    m_y = mills(-y).m
-    log_r_y = log_mills_ratio(y)
-    z = -target / (y + m_y)
+    at_y = _parts(y)
+    # Two upper bounds of the root, both where Newton descends monotonically: the tangent at 0
+    # (exact far out, where the posterior is exponential) and the root without the log R term
+    # (which only lowers the left side), −y + √(y² − 2·log(1 − p)), good near y = 0.
+    z = jnp.minimum(-target / (y + at_y.m), -2 * target / (y + jnp.sqrt(y * y - 2 * target)))
     for _ in range(k.quantile_steps):
         yz = y + z
-        m_yz = mills(-yz).m
-        # log R(y + z) − log R(y); far out both are −log(· + m) and their ratio is formed first.
-        d_far = -jnp.log1p((z + (m_yz - m_y)) / (y + m_y))
-        d_near = log_mills_ratio(yz) - log_r_y
-        g = -z * (y + z / 2) + jnp.where(far, d_far, d_near) - target
-        z = jnp.maximum(z + g / (yz + m_yz), z / 2)
+        at_yz = _parts(yz)
+        # log R(y + z) − log R(y); far out both are −log(· + m), so form their ratio first.
+        d_far = -jnp.log1p((z + (at_yz.m - at_y.m)) / (y + at_y.m))
+        d = jnp.where(at_y.far, d_far, at_yz.log_r - at_y.log_r)
+        g = -z * (y + z / 2) + d - target
+        z = jnp.maximum(z + g / (yz + at_yz.m), z / 2)
     return jnp.where(nonneg, z_pos, z)
