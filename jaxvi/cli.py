@@ -7,6 +7,7 @@ Each subcommand is registered by one ``_add_<name>(sub)`` function listed in
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -141,14 +142,20 @@ def _add_simulate(sub) -> None:
         "simulate",
         help="draw datasets from the model into a long table file",
         description="Draw NUM datasets from z ~ Exponential(lam), x_i | z ~ Normal(z, sigma^2) "
-        "and write them as a long table with columns dataset_id (0, 1, ...) and x. The true z "
-        "go beside it in STEM.truth.EXT with columns dataset_id, n, z. The format follows "
-        "OUTPUT's extension: .parquet (needs the cli extra), .csv or .npz. The same seed gives "
-        "the same files. Data are drawn a chunk at a time, so memory stays bounded.",
+        "and write them as a long table with columns dataset_id (0, 1, ...) and x (an .npz file "
+        "holds the ragged layout instead: values, offsets, ids). The true z go beside it in "
+        "STEM.truth.EXT with columns dataset_id, n, z. The format follows OUTPUT's extension: "
+        ".parquet (needs the cli extra), .csv or .npz. The same seed gives the same files. "
+        "Data are drawn a chunk at a time, so memory stays bounded.",
         epilog="example: jaxvi simulate -n 100000 --sizes 1:64 --seed 1 -o data.parquet",
     )
     p.add_argument(
-        "-n", "--num-datasets", type=_positive_int, required=True, help="number of datasets"
+        "-n",
+        "--num-datasets",
+        metavar="NUM",
+        type=_positive_int,
+        required=True,
+        help="number of datasets",
     )
     p.add_argument("-o", "--output", required=True, help="output table: .parquet, .csv or .npz")
     _add_model_options(p)
@@ -189,7 +196,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         how = "streamed" if s.streamed else "in memory"
         print(
             f"fitted {s.num_datasets:,} datasets ({s.num_rows:,} input rows, {s.num_chunks:,} "
-            f"chunks, {how}) in {s.seconds:.2f} s -> {args.output}"
+            f"chunk{'s' * (s.num_chunks != 1)}, {how}) in {s.seconds:.2f} s -> {args.output}"
         )
     return 0
 
@@ -260,7 +267,7 @@ def _add_report(sub) -> None:
         "q_mean_vs_post_mean.png (q*'s mean 1/theta* against the exact posterior mean, and "
         "their gap in posterior sds against N), kl_gap_vs_n.png (KL(q* || p(z|x)) against N) "
         "and summary.txt. With --truth (the STEM.truth.EXT file of 'jaxvi simulate'), also "
-        "coverage.png: how often 95%% equal-tailed intervals of q* (Exponential quantiles) and "
+        "coverage.png: how often 95% equal-tailed intervals of q* (Exponential quantiles) and "
         "of the exact posterior hold the true z, overall and by N. lam and sigma are read from "
         "RESULTS' metadata unless given.",
         epilog="example: jaxvi report results.parquet --truth data.truth.parquet -o report/",
@@ -363,10 +370,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum: int, frame) -> None:
+    # Unwinding (instead of dying at once) lets the atomic writers delete their temporary files.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jaxvi`` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.func(args)
     except (ValueError, OSError) as err:
@@ -375,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"jaxvi {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -259,7 +259,7 @@ def test_sorted_parquet_streams_in_chunks_with_equal_results(tmp_path):
     memory = ok("fit", tmp_path / "shuffled.parquet", "-o", tmp_path / "m.parquet")
     assert "fitted 2,000 datasets" in streamed.stdout
     assert "32 chunks, streamed" in streamed.stdout
-    assert "1 chunks, in memory" in memory.stdout
+    assert "1 chunk, in memory" in memory.stdout
     s, m = read(tmp_path / "s.parquet"), read(tmp_path / "m.parquet")
     assert s["dataset_id"].tolist() == list(range(0, 4000, 2))
     order = np.argsort(m["dataset_id"])
@@ -309,7 +309,8 @@ def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, case):
     assert sorted(p.name for p in tmp_path.iterdir()) == ([name] if content is not None else [])
 
 
-def test_run_killed_while_writing_leaves_no_output(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
+def test_run_killed_while_writing_leaves_no_output(tmp_path, sig):
     _sorted_long_parquet(tmp_path / "d.parquet", 3000, 2)
     out = tmp_path / "r.parquet"
     env = dict(ENV, JAXVI_TEST_PAUSE_AFTER_CHUNK="60")
@@ -324,13 +325,17 @@ def test_run_killed_while_writing_leaves_no_output(tmp_path):
                 break
             time.sleep(0.1)
         assert partial, "the run never started writing"
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(sig)
         proc.wait(timeout=30)
     finally:
         proc.kill()
         proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
     assert not out.exists()
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:  # a polite stop also removes the temporary file
+        assert proc.returncode == 128 + signal.SIGTERM
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet"]
 
 
 def test_csv_and_npz_work_without_pyarrow_and_parquet_names_the_extra(tmp_path):
