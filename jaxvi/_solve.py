@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxvi._closed_form import _elbo_core, _theta_star, log_prior_const, model
+from jaxvi._closed_form import _elbo_core, log_prior_const, model, theta_star_of_model
 from jaxvi._exact import kl_gap, log_evidence
 from jaxvi._stats import SuffStats
 
@@ -85,7 +85,7 @@ def solve(
     c = log_prior_const(m) + 1
     shape = jnp.broadcast_shapes(m.b.shape, m.a.shape, c.shape)
     if theta is None:
-        th = jnp.broadcast_to(_theta_star(m.b, m.a), shape)
+        th = jnp.broadcast_to(theta_star_of_model(m), shape)
     else:
         shape = jnp.broadcast_shapes(jnp.shape(theta), shape)
         th = jnp.broadcast_to(jnp.asarray(theta, m.b.dtype), shape)
