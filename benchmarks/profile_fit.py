@@ -23,7 +23,7 @@ from typing import Any
 import jax
 
 from jaxvi import Ragged, _batch, _buckets, fit
-from jaxvi._bench import device_summary, ragged_workload
+from jaxvi._bench import device_summary, fit_timings, ragged_workload
 
 TIMES: dict[str, float] = defaultdict(float)
 
@@ -59,14 +59,7 @@ def main() -> None:
     args = p.parse_args()
     values, offsets = ragged_workload(args.num_datasets)
     data = Ragged(values, offsets)
-    t0 = time.perf_counter()
-    fit(data, exact=args.exact)
-    first = time.perf_counter() - t0
-    plain = []
-    for _ in range(args.reps):
-        t0 = time.perf_counter()
-        fit(data, exact=args.exact)
-        plain.append(time.perf_counter() - t0)
+    first, plain = fit_timings(data, exact=args.exact, reps=args.reps)
     _instrument()
     TIMES.clear()
     t0 = time.perf_counter()
