@@ -18,6 +18,7 @@ static property); each is the smallest that gives ≤ 1 ulp of truncation error 
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -44,6 +45,52 @@ _KL_SERIES = (
     6130314373 / 10,
     -142822098693 / 11,
 )
+
+
+def _taylor_tables(terms: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Taylor coefficients of R, m = 1/R − y and 1 − (1/R)·m about y = ¼, ¾, 1¼, 1¾.
+
+    ``R' = yR − 1`` gives ``R⁽ᵏ⁺¹⁾ = y·R⁽ᵏ⁾ + k·R⁽ᵏ⁻¹⁾``; ``1/R``, ``m`` and the variance follow
+    by series division and product. All in float64, where the cancellations of ``1/R − y``
+    and ``1 − δm`` cost nothing a float32 evaluation can see: the float32 polynomials are
+    within 2 ulp of mpmath on [0, 2], where ``erfcx`` gives ~10 ulp and the direct ``m`` and
+    variance lose up to 6× and 50× more.
+    """
+    centres = (0.25, 0.75, 1.25, 1.75)
+    r, m, var = [], [], []
+    for yc in centres:
+        r0 = math.sqrt(math.pi / 2) * math.exp(yc * yc / 2) * math.erfc(yc / math.sqrt(2))
+        c = [r0, yc * r0 - 1]
+        for k in range(1, terms - 1):
+            c.append((yc * c[k] + c[k - 1]) / (k + 1))
+        d = [1 / c[0]]
+        for k in range(1, terms):
+            d.append(-sum(c[j] * d[k - j] for j in range(1, k + 1)) / c[0])
+        mk = [d[0] - yc, d[1] - 1, *d[2:]]
+        vk = [-sum(d[j] * mk[k - j] for j in range(k + 1)) for k in range(terms)]
+        vk[0] += 1
+        r.append(c)
+        m.append(mk)
+        var.append(vk)
+    return np.array(r), np.array(m), np.array(var)
+
+
+_TAYLOR_R, _TAYLOR_M, _TAYLOR_VAR = _taylor_tables()
+
+
+def _taylor(y: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(R, m, var)`` at ``0 ≤ y ≤ 2`` from the Taylor tables (float32 only)."""
+    i = jnp.clip(jnp.floor(2 * y), 0, 3)
+    h = y - (i / 2 + 0.25)
+    outs = []
+    for table in (_TAYLOR_R, _TAYLOR_M, _TAYLOR_VAR):
+        acc = jnp.zeros_like(y)
+        for k in range(table.shape[1] - 1, -1, -1):
+            c = table[:, k].astype(np.float32)
+            ck = jnp.where(i < 1, c[0], jnp.where(i < 2, c[1], jnp.where(i < 3, c[2], c[3])))
+            acc = acc * h + ck
+        outs.append(acc)
+    return outs[0], outs[1], outs[2]
 
 
 class TailConstants(NamedTuple):
@@ -90,6 +137,7 @@ class _Parts(NamedTuple):
 
     far: jax.Array  # y > cf_from
     m: jax.Array  # 1/R(y) − y, the truncated mean at t = −y
+    var: jax.Array  # 1 − (1/R)·m, the truncated variance at t = −y
     log_r: jax.Array  # log R(y)
     y_far: jax.Array  # y where far, a safe stand-in elsewhere
     q: jax.Array  # the continued fraction's levels at y_far: m = 1/(y + q), q = 2/(y + q₃)
@@ -99,14 +147,26 @@ class _Parts(NamedTuple):
 def _parts(y: jax.Array) -> _Parts:
     k = tail_constants(y.dtype)
     far = y > k.cf_from
-    # erfcx on [0, cf_from/√2] only, where it is exp(x²)·erfc(x) with x² ≤ 18.
     y_near = jnp.where(far, 0, y)
-    r_near = float(np.sqrt(np.pi / 2)) * erfcx(y_near * SQRT_HALF)
+    if jnp.finfo(y.dtype).bits < 64:
+        r_near, m_near, var_near = _taylor(y_near)
+    else:
+        # erfcx on [0, cf_from/√2] only, where it is exp(x²)·erfc(x) with x² ≤ 18.
+        r_near = float(np.sqrt(np.pi / 2)) * erfcx(y_near * SQRT_HALF)
+        m_near = 1 / r_near - y_near
+        var_near = 1 - (m_near + y_near) * m_near
     y_far = jnp.where(far, y, k.cf_from + 1)
     m_far, q, q3 = _continued_fraction(y_far, k.cf_terms)
-    m = jnp.where(far, m_far, 1 / r_near - y_near)
-    log_r = jnp.where(far, -jnp.log(y_far + m_far), jnp.log(r_near))
-    return _Parts(far, m, log_r, y_far, q, q3)
+    # Far, 1 − δm = m(q − m), which does not cancel.
+    return _Parts(
+        far,
+        jnp.where(far, m_far, m_near),
+        jnp.where(far, m_far * (q - m_far), var_near),
+        jnp.where(far, -jnp.log(y_far + m_far), jnp.log(r_near)),
+        y_far,
+        q,
+        q3,
+    )
 
 
 @jax.jit

@@ -25,10 +25,10 @@ from jaxvi import SuffStats, kl_gap, log_evidence, posterior, posterior_quantile
 REF = np.load(Path(__file__).parent / "reference" / "exact_reference.npz")
 
 # Goals of DESIGN §1. The quantile has no row there, so its tolerance is ours: measured worst
-# ~1e-5 (float32) and ~4e-14 (float64), from p = 0.025 at t ≈ −1, where log(1 − p) is small
-# against the log Mills ratios whose difference it is.
+# 4.3e-6 (float32) and 4.6e-14 (float64), at p = 0.025 and small |t|, where log(1 − p) is
+# small against the log Mills ratios whose difference it is.
 TOL = {
-    "float32": {"log_evidence_ulp": 8.0, "rel": 1e-4, "quantile_rel": 1e-4},
+    "float32": {"log_evidence_ulp": 8.0, "rel": 1e-4, "quantile_rel": 3e-5},
     "float64": {"log_evidence_ulp": 32.0, "rel": 1e-10, "quantile_rel": 1e-12},
 }
 DTYPES = [jnp.float32, pytest.param(jnp.float64, marks=pytest.mark.float64)]
