@@ -154,7 +154,7 @@ def test_a_bad_row_touches_only_itself(dtype):
     assert np.all(np.isfinite(np.asarray(g)[good]))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", [jnp.float32])  # the transforms do not depend on the dtype
 def test_jit_vmap_grad_compose(dtype):
     st = _stats_at(np.array(T_POINTS).reshape(3, 3), dtype)
 
