@@ -119,6 +119,19 @@ def test_no_data_gives_start_and_nan_data_gives_nan():
     assert np.isnan(float(estimate_lam(bad, lam0=1.0)))
 
 
+def test_differentiable_by_the_implicit_function_theorem():
+    stats = _stats(11, D, 2.0)
+    of_sigma = lambda sigma: estimate_lam(stats, sigma=sigma)
+    h = 1e-2  # central differences: O(h²) truncation, λ̂'s rounding / h of noise
+    fd = (of_sigma(1 + h) - of_sigma(1 - h)) / (2 * h)
+    np.testing.assert_allclose(float(jax.grad(of_sigma)(1.0)), float(fd), rtol=2e-3)
+    # Forward mode, moving every dataset's sum by n·δ (all its points by δ).
+    of_sums = lambda s: estimate_lam(stats._replace(sum_x=s))
+    fwd = jax.jvp(of_sums, (stats.sum_x,), (stats.n,))[1]
+    fd = (of_sums(stats.sum_x + h * stats.n) - of_sums(stats.sum_x - h * stats.n)) / (2 * h)
+    np.testing.assert_allclose(float(fwd), float(fd), rtol=2e-3)
+
+
 def test_exported():
     assert jaxvi.estimate_lam is estimate_lam
     assert "estimate_lam" in jaxvi.__all__
