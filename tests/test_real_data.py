@@ -103,7 +103,7 @@ def _computed(x, lengths):
 def errors(dtype) -> dict[tuple[str, str], float]:
     """Relative error of each (dataset, quantity); the datasets go through one padded batch."""
     data = [_data(mean, sd, size, np.dtype(dtype)) for _, mean, sd, size in DATASETS]
-    lengths = np.array([len(x) for x in data])
+    lengths = np.array([len(x) for x in data], np.int32)
     padded = np.full((len(data), lengths.max()), np.nan, np.dtype(dtype))  # padding: NaN
     for i, x in enumerate(data):
         padded[i, : len(x)] = x
