@@ -7,8 +7,11 @@ The posterior of ``z`` is Normal(B/a, 1/a) truncated to ``z ≥ 0``. With ``t = 
     \log p(x) = C - 1 + \frac{B^2}{2a} + \tfrac12\log\frac{2\pi}{a} + \log\Phi(t), \qquad
     \mathrm{KL}(q_{\theta^*}\,\|\,p(z\mid x)) = \log p(x) - \mathrm{ELBO}(\theta^*).
 
-Every function is elementwise and safe in the tails (see :mod:`jaxvi._tails`). An empty
-dataset (``n = 0``) has the prior as posterior: log p = 0, KL = 0, mean 1/λ, variance 1/λ².
+Every function is elementwise, jitted, and safe in the tails (see :mod:`jaxvi._tails`);
+``t`` comes from the compensated ``B`` of :func:`jaxvi._closed_form.model`, so it is right to
+about an ulp however much ``Σx/σ²`` and ``λ`` cancel. An empty dataset (``n = 0``) has the
+prior as posterior: log p = 0, KL = 0, mean 1/λ, variance 1/λ². Kernels never raise on values:
+an invalid dataset (λ ≤ 0, σ ≤ 0, non-finite statistics) gives NaN in its own row only.
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ and a series in ``1/y²`` for the KL gap. The cut-offs and term counts depend on
 static property); each is the smallest that gives ≤ 1 ulp of truncation error at the cut-off
 (measured against mpmath), and the direct forms lose at most ~``y²`` ulps below it.
 
-``jax.scipy.special.erfcx`` is only used for arguments ≤ 4.3: in float32 it is
-``exp(x²)·erfc(x)`` and returns 0 on [9.19, 9.42], where ``erfc`` flushes to zero.
+Below the cut-off, float32 takes ``R``, ``m`` and the variance from Taylor tables computed in
+float64 (≤ 2 ulp); float64 takes ``R`` from ``erfcx`` on ``[0, 4.3]`` only. JAX's ``erfcx`` is
+``exp(x²)·erfc(x)``: ~10 ulp near x = 1, and in float32 it returns 0 on [9.19, 9.42], where
+``erfc`` flushes to zero — so it is never used out there.
 """
 
 from __future__ import annotations

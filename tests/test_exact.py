@@ -41,10 +41,6 @@ def _stats_at(t, dtype, n=N, lam=LAM, sigma=SIGMA) -> SuffStats:
     return SuffStats(*(jnp.asarray(x, dtype) for x in (full, s, s2, np.zeros_like(t))))
 
 
-def _row(st: SuffStats, i: int) -> SuffStats:
-    return SuffStats(*(f[i] for f in st))
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kl_is_nonnegative_everywhere(dtype):
     t = np.concatenate([-np.geomspace(1e-4, 1e12, 300), [0.0], np.geomspace(1e-4, 1e6, 100)])
