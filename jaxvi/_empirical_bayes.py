@@ -127,12 +127,21 @@ def _estimate_lam(
     max_step: jax.Array,
     num_steps: int,
 ) -> jax.Array:
+    return jnp.exp(_maximise(stats, sigma, lam0, tol, max_step, num_steps)[0])
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(5,))
+def _maximise(
+    stats: SuffStats,
+    sigma: jax.Array,
+    lam0: jax.Array,
+    tol: jax.Array,
+    max_step: jax.Array,
+    num_steps: int,
+) -> tuple[jax.Array, jax.Array]:
+    """``(η̂, F''(η̂))``: the safeguarded Newton loop."""
     dtype = lam0.dtype
     eps = jnp.finfo(dtype).eps
-    # The loop sees constants: reverse mode cannot pass through a while_loop, and need not (the
-    # derivative of the maximiser comes from the implicit function theorem, below).
-    live_stats, live_sigma = stats, sigma
-    stats, sigma, lam0, tol, max_step = jax.lax.stop_gradient((stats, sigma, lam0, tol, max_step))
     lam_init = jnp.where(jnp.isnan(lam0), _initial_lam(stats, dtype), lam0)
 
     def total(eta: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -186,12 +195,21 @@ def _estimate_lam(
         done=jnp.zeros((), bool),
     )
     out = jax.lax.while_loop(cond, body, init)
-    # Implicit derivative: at the maximum F'(η̂; x, σ) = 0, so dη̂ = −d(F')/F''. The Newton
-    # correction −F'/F'' carries exactly that derivative; subtracting its own value keeps η̂.
-    live_grad = jax.grad(lambda e: log_evidence(live_stats, jnp.exp(e), live_sigma).sum())(out.eta)
-    concave = out.hess < 0
-    newton = jnp.where(concave, -live_grad / jnp.where(concave, out.hess, -1), 0)
-    eta = out.eta + (newton - jax.lax.stop_gradient(newton))
     # Invalid data (NaN, λ₀ ≤ 0, σ ≤ 0) makes the total NaN: answer NaN, not the start.
     ok = jnp.isfinite(out.value) & jnp.isfinite(out.grad)
-    return jnp.where(ok, jnp.exp(eta), jnp.nan)
+    return jnp.where(ok, out.eta, jnp.nan), out.hess
+
+
+@_maximise.defjvp
+def _maximise_jvp(num_steps, primals, tangents):
+    # Implicit function theorem at the maximum: F'(η̂; x, σ) = 0, so dη̂ = −dF'/F''. Only the
+    # data and σ carry derivatives (λ₀, tol and max_step do not move the maximum). Reverse mode
+    # works by transposing this rule, which is linear in the tangents; the loop is never
+    # differentiated.
+    stats, sigma = primals[:2]
+    eta, hess = _maximise(*primals, num_steps)
+    slope = lambda st, sg: jax.grad(lambda e: log_evidence(st, jnp.exp(e), sg).sum())(eta)
+    _, d_slope = jax.jvp(slope, (stats, sigma), tuple(tangents[:2]))
+    concave = hess < 0
+    d_eta = jnp.where(concave, -d_slope / jnp.where(concave, hess, -1), 0)
+    return (eta, hess), (d_eta, jnp.zeros_like(hess))
