@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import numpy as np
 
 from jaxvi._buckets import Flat
@@ -198,8 +199,13 @@ def _padded_to_flat(x: np.ndarray, lengths: Any, validate: bool, chunk: int) -> 
 
 def _sequence_to_flat(data: Any, validate: bool, chunk: int) -> Flat:
     arrays = []
+    # Python floats are weakly typed, as in JAX: they take the default float, so a list of
+    # lists does not count as float64 data (which would warn with x64 off).
+    default = np.float64 if jax.config.jax_enable_x64 else np.float32
     for d, a in enumerate(data):
         arr = np.asarray(a)
+        if not hasattr(a, "dtype") and arr.dtype == np.float64:
+            arr = arr.astype(default)
         if arr.ndim != 1:
             raise ValueError(f"fit: dataset {d} must be a 1-D array; got shape {arr.shape}")
         if arr.dtype.kind not in "biuf":

@@ -333,3 +333,13 @@ def test_row_counts_cover_every_row_with_bounded_padding(count, full_exp, device
         assert waste < max(tail * 3 / 4, min_rows), (sizes, count)
         if fine and full // 8 >= min_rows:
             assert waste < max(full / 8, min_rows * 4), (sizes, count)
+
+
+def test_python_float_lists_take_the_default_float_without_a_warning():
+    # Python floats are weakly typed: lists of them are not float64 data, so no x64 warning
+    # (pytest turns warnings into errors) and a float32 result with x64 off.
+    sol = fit([[0.3, 1.2], [], [5.0, 4.1, 4.7]], lam=2.0)
+    expected = np.float64 if jax.config.jax_enable_x64 else np.float32
+    assert sol.theta.dtype == expected
+    assert sol.n.tolist() == [2.0, 0.0, 3.0]
+    np.testing.assert_allclose(sol.theta[1], 2.0)
