@@ -162,6 +162,7 @@ def log_prior_const(m: Model) -> jax.Array:
     return (jnp.log(m.lam) - m.stats.n * m.half_log_2pi_v) - m.stats.total_sum_sq() / (2 * m.v)
 
 
+@jax.jit
 def b(stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0) -> jax.Array:
     r"""The linear coefficient :math:`B = \sum x/\sigma^2 - \lambda`.
 
@@ -239,6 +240,7 @@ def theta_star_of_model(m: Model) -> jax.Array:
     return _theta_star_inputs(bc(st.n), bc(st.sum_x), bc(st.shift), bc(m.sigma), bc(m.lam))
 
 
+@jax.jit
 def theta_star(stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0) -> jax.Array:
     r"""The optimal rate θ*: the positive root of :math:`\theta^2 + B\theta - 2a = 0`.
 
@@ -295,6 +297,7 @@ def _elbo_core_jvp(primals, tangents):
 _elbo_core.defjvp(_elbo_core_jvp, symbolic_zeros=True)
 
 
+@jax.jit
 def elbo(
     theta: ArrayLike, stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0
 ) -> jax.Array:
@@ -328,6 +331,7 @@ def elbo(
     return _elbo_core(theta, m.b, m.a, log_prior_const(m) + 1)
 
 
+@jax.jit
 def elbo_grad(
     theta: ArrayLike, stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0
 ) -> jax.Array:
