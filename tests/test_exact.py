@@ -7,6 +7,7 @@ the prior for ``n = 0``, one bad row touching only itself, and jit/vmap/grad.
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import jax
@@ -24,6 +25,7 @@ from jaxvi import (
     posterior_quantile,
     theta_star,
 )
+from jaxvi._tails import kl_at_optimum
 
 DTYPES = [jnp.float32, pytest.param(jnp.float64, marks=pytest.mark.float64)]
 LAM, SIGMA, N = 0.7, 1.3, 4.0
@@ -104,6 +106,25 @@ def test_check_grads_log_evidence_and_kl_gap():
     check_grads(partial(_log_p, st.n), args, order=1, modes=("fwd", "rev"), rtol=1e-5)
     # kl_gap at θ goes through kl_at_optimum(t) too, so this also checks the gradient at θ*.
     check_grads(partial(_kl, st.n), (*args, th), order=1, modes=("fwd", "rev"), rtol=1e-4)
+
+
+def test_float32_kl_table_gradient_and_seams():
+    """The float32 KL of ``kl_at_optimum`` on ``[−8, 4)`` is a table: its derivative and joins.
+
+    ``dKL/dt = (u − 2/u³ + 1/u)·u′ + φ(t)/Φ(t)`` with ``u′ = −u/(2u + t)`` (from
+    ``u² + tu − 2 = 0``), in float64 NumPy.
+    """
+    t = np.linspace(-8.2, 4.2, 251)
+    u = (-t + np.sqrt(t * t + 8)) / 2
+    ratio = np.sqrt(2 / np.pi) * np.exp(-t * t / 2) / np.vectorize(math.erfc)(-t / np.sqrt(2))
+    slope = (u - 2 / u**3 + 1 / u) * (-u / (2 * u + t)) + ratio
+    grad = jax.jit(jax.vmap(jax.grad(kl_at_optimum)))(jnp.asarray(t, jnp.float32))
+    np.testing.assert_allclose(grad, slope, rtol=1e-4)
+    # Every join between pieces (width ½), and both ends: the two sides agree to ~1 ulp.
+    joins = np.arange(-8.0, 4.25, 0.5, dtype=np.float32)
+    below = np.nextafter(joins, np.float32(-np.inf))
+    kl = jax.jit(kl_at_optimum)
+    np.testing.assert_allclose(kl(jnp.asarray(below)), kl(jnp.asarray(joins)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
