@@ -163,6 +163,18 @@ def test_integer_statistics_are_promoted():
 
 
 @pytest.mark.float64
+def test_float32_stats_with_the_default_shift_stay_float32_under_x64():
+    """Under jit a Python scalar (the default ``shift=0.0``) is a weakly typed float64; it must
+    not widen float32 statistics when x64 is on (a notebook ran float32 in float64 this way)."""
+    one = jnp.ones(3, jnp.float32)
+    st = SuffStats(one, 2 * one, 4 * one)  # shift left at its default, 0.0
+    for name, out in all_kernels(st, jnp.float32(1.0), jnp.float32(1.0), jnp.float32(1.0)).items():
+        assert out.dtype == jnp.float32, name
+    assert jaxvi.solve(st).elbo.dtype == jnp.float32
+    assert jaxvi.posterior(st).mean.dtype == jnp.float32
+
+
+@pytest.mark.float64
 def test_float64_agrees_with_float32():
     got64 = all_kernels(*_args(jnp.float64))
     want32 = all_kernels(*_args(jnp.float32))
