@@ -37,7 +37,6 @@ from jaxvi._stats import SuffStats
 
 __all__ = ["b", "elbo", "elbo_grad", "theta_star"]
 
-HALF_LOG_2PI = 0.5 * float(np.log(2 * np.pi))
 # √(2π) as an unevaluated float64 sum, so that σ·√(2π) can be formed to twice the precision.
 _SQRT_2PI = (2.5066282746310007, -1.8328579980459167e-16)
 

@@ -29,8 +29,3 @@ def float_dtype(*xs: ArrayLike) -> np.dtype:
     for other in dtypes[1:]:
         dt = jnp.promote_types(dt, other)
     return jnp.dtype(dt)
-
-
-def as_float(x: ArrayLike, dtype: np.dtype) -> jax.Array:
-    """``x`` as an array of ``dtype`` (a no-op when it already is one)."""
-    return jnp.asarray(x, dtype=dtype)

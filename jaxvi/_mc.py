@@ -10,8 +10,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxvi._closed_form import HALF_LOG_2PI, model
+from jaxvi._closed_form import model
 from jaxvi._stats import SuffStats
+from jaxvi._tails import HALF_LOG_2PI
 
 __all__ = ["elbo_mc"]
 
