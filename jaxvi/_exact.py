@@ -24,14 +24,7 @@ from jax.typing import ArrayLike
 
 from jaxvi._closed_form import Model, log_prior_const, model
 from jaxvi._stats import SuffStats
-from jaxvi._tails import (
-    HALF_LOG_2PI,
-    kl_at_optimum,
-    log_mills_ratio,
-    log_ndtr_nonneg,
-    mills,
-    truncated_quantile,
-)
+from jaxvi._tails import HALF_LOG_2PI, AtOptimum, at_optimum, mills, truncated_quantile
 
 __all__ = ["Posterior", "kl_gap", "log_evidence", "posterior", "posterior_quantile"]
 
@@ -106,6 +99,11 @@ def log_evidence(stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0)
         -804.6331
     """
     s = _standardise(stats, lam, sigma)
+    return _log_evidence(s, at_optimum(s.t))
+
+
+def _log_evidence(s: _Standard, at: AtOptimum) -> jax.Array:
+    """:func:`log_evidence` from the standardised data and the tail functions at its ``t``."""
     m = s.m
     n_safe = jnp.where(s.has_data, m.stats.n, 1)
     log_sigma = jnp.log(m.sigma)
@@ -119,11 +117,10 @@ def log_evidence(stats: SuffStats, lam: ArrayLike = 1.0, sigma: ArrayLike = 1.0)
         - n_safe * (HALF_LOG_2PI + log_sigma)
         + jnp.log(m.lam)
         + (HALF_LOG_2PI - 0.5 * jnp.log(n_safe) + log_sigma)
-        + log_ndtr_nonneg(jnp.where(t_nonneg, s.t, 0))
+        + at.log_tail
     )
     # t < 0: C − 1 + ½log(2π/a) + log Φ(t) + t²/2 = C − 1 − ½log a + log R(−t).
-    y = jnp.where(t_nonneg, 0, -s.t)
-    uncentred = log_prior_const(m) + ((log_sigma - 0.5 * jnp.log(n_safe)) + log_mills_ratio(y))
+    uncentred = log_prior_const(m) + ((log_sigma - 0.5 * jnp.log(n_safe)) + at.log_tail)
     out = jnp.where(t_nonneg, centred, uncentred)
     return jnp.where(s.has_data, out, jnp.zeros_like(out))
 
@@ -138,7 +135,7 @@ def kl_gap(
 ) -> jax.Array:
     r"""``KL(q_θ ‖ p(z|x)) = log p(x) − ELBO(θ)`` without forming either side.
 
-    At θ* it is a function of ``t = B/√a`` alone (:func:`jaxvi._tails.kl_at_optimum`). At
+    At θ* it is a function of ``t = B/√a`` alone (:func:`jaxvi._tails.at_optimum`). At
     another θ we add
 
     .. math::
@@ -170,7 +167,12 @@ def kl_gap(
         1.75...e-07
     """
     s = _standardise(stats, lam, sigma)
-    kl = jnp.where(s.has_data, kl_at_optimum(s.t), 0)
+    return _kl_gap(s, at_optimum(s.t), theta)
+
+
+def _kl_gap(s: _Standard, at: AtOptimum, theta: ArrayLike | None) -> jax.Array:
+    """:func:`kl_gap` from the standardised data and the tail functions at its ``t``."""
+    kl = jnp.where(s.has_data, at.kl, 0)
     if theta is None:
         return kl
     theta = jnp.asarray(theta, kl.dtype)
@@ -180,6 +182,15 @@ def kl_gap(
     j = jnp.where(s.has_data, u * c, s.m.lam / theta)
     quad = jnp.where(s.has_data, jnp.square(1 / u - c), 0)
     return kl + quad + ((j - 1) - jnp.log(j))
+
+
+def log_evidence_and_kl_gap(
+    stats: SuffStats, lam: ArrayLike, sigma: ArrayLike, theta: ArrayLike | None
+) -> tuple[jax.Array, jax.Array]:
+    """:func:`log_evidence` and :func:`kl_gap` from one standardisation and tail evaluation."""
+    s = _standardise(stats, lam, sigma)
+    at = at_optimum(s.t)
+    return _log_evidence(s, at), _kl_gap(s, at, theta)
 
 
 @jax.jit

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxvi._closed_form import _elbo_core, log_prior_const, model, theta_star_of_model
-from jaxvi._exact import kl_gap, log_evidence
+from jaxvi._exact import log_evidence_and_kl_gap
 from jaxvi._stats import SuffStats
 
 __all__ = ["Solution", "relative_grad", "solve"]
@@ -93,8 +93,8 @@ def solve(
     # this is exactly the custom rule −r(1 + r(B − 2ar)) that elbo_grad returns.
     value, grad = jax.jvp(lambda x: _elbo_core(x, m.b, m.a, c), (th,), (jnp.ones_like(th),))
     if exact:
-        log_p = jnp.broadcast_to(log_evidence(stats, lam, sigma), shape)
-        kl = jnp.broadcast_to(kl_gap(stats, lam, sigma, theta=None if theta is None else th), shape)
+        log_p, kl = log_evidence_and_kl_gap(stats, lam, sigma, None if theta is None else th)
+        log_p, kl = jnp.broadcast_to(log_p, shape), jnp.broadcast_to(kl, shape)
     else:
         log_p = kl = jnp.full(shape, jnp.nan, m.b.dtype)
     bc = lambda x: jnp.broadcast_to(x, shape)

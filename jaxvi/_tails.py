@@ -264,10 +264,17 @@ def _log1p_minus_x(x: jax.Array) -> jax.Array:
     return 2 * s * s2 * acc - s * x
 
 
-@jax.jit
-def kl_at_optimum(t: jax.Array) -> jax.Array:
-    r"""``KL(q_θ* ‖ p(z|x))`` as a function of ``t = B/√a`` alone; ≥ 0, → 1/(2t⁴) as t → −∞.
+class AtOptimum(NamedTuple):
+    """What ``log_evidence`` and ``kl_gap`` need from ``t``, from one shared evaluation."""
 
+    log_tail: jax.Array  # log Φ(t) where t ≥ 0, log R(−t) where t < 0
+    kl: jax.Array  # KL(q_θ* ‖ p(z|x))
+
+
+def at_optimum(t: jax.Array) -> AtOptimum:
+    r"""``log Φ(t)`` or ``log R(−t)``, and ``KL(q_θ* ‖ p(z|x))``, sharing every tail function.
+
+    The KL is a function of ``t = B/√a`` alone; ≥ 0, → 1/(2t⁴) as t → −∞.
     With ``u = θ*/√a`` (``u² + tu − 2 = 0``):
     ``KL = u²/2 + 1/u² − 2 + log u + ½log 2π + log Φ(t)``, the form used for ``t ≥ 0``.
     For ``t < 0`` write ``y = −t``, ``w = u − y = 2/u`` and ``R(y) = 1/(y + m)``; the equal
@@ -282,25 +289,38 @@ def kl_at_optimum(t: jax.Array) -> jax.Array:
     difference of the two means ``1/u`` and ``m`` is formed from differences that do not
     cancel. Far out (``y > kl_series_from``), the series in ``1/y²``. In float32, on
     ``[−8, 4)`` every one of these forms cancels by 10–60×, so there ``KL`` comes from
-    the table of :func:`_kl_table` instead.
+    the table of :func:`_kl_table` instead, and the near form is never needed.
+
+    ``log_evidence`` needs ``log Φ(t)`` (``t ≥ 0``) and ``log R(−t)`` (``t < 0``) of the same
+    ``t``: computing them here lets one ``log1p(−Φ(−t))`` and one Mills-ratio evaluation serve
+    both (XLA does not merge the two when they come from differently masked inputs).
     """
     k = tail_constants(t.dtype)
+    f32 = jnp.finfo(t.dtype).bits < 64
     nonneg = t >= 0
     # t ≥ 0; u = 2/(t/2 + √(t²/4 + 2)) so that t² cannot overflow.
-    tp = jnp.where(nonneg, t, 1)
+    tp = jnp.where(nonneg, t, 0)
+    log_phi = log_ndtr_nonneg(tp)
     h = tp / 2
     u = 2 / (h + jnp.sqrt(h * h + 2))
-    kl_pos = (u * u / 2 - 2 + 1 / (u * u)) + (jnp.log(u) + HALF_LOG_2PI + log_ndtr_nonneg(tp))
+    kl_pos = (u * u / 2 - 2 + 1 / (u * u)) + (jnp.log(u) + HALF_LOG_2PI + log_phi)
     y = jnp.where(nonneg, 1, -t)
+    pt = _parts(y)
     series = y > k.kl_series_from
-    pt = _parts(jnp.where(series, 1, y))
-    # 0 < y ≤ cf_from: the direct form loses at most ~4y² ulps.
-    y_near = jnp.where(pt.far, 1, y)
-    w = 4 / (y_near + jnp.sqrt(y_near * y_near + 8))
-    m = jnp.where(pt.far, 1, pt.m)
-    kl_near = jnp.log1p((w - m) / (y_near + m)) - w * w / 4
-    # cf_from < y ≤ kl_series_from.
-    y_cf, m, q, q3 = pt.y_far, jnp.where(pt.far, pt.m, 1), pt.q, pt.q3
+    cf = pt.far & ~series
+    if f32:
+        # The table covers y ≤ 8 > cf_from: only a NaN t reaches here, and stays NaN.
+        kl_near = jnp.full_like(t, jnp.nan)
+    else:
+        # 0 < y ≤ cf_from: the direct form loses at most ~4y² ulps.
+        y_near = jnp.where(pt.far, 1, y)
+        w = 4 / (y_near + jnp.sqrt(y_near * y_near + 8))
+        m = jnp.where(pt.far, 1, pt.m)
+        kl_near = jnp.log1p((w - m) / (y_near + m)) - w * w / 4
+    # cf_from < y ≤ kl_series_from; the masks keep the unselected lanes finite (and their
+    # gradients, which `where` multiplies by zero, too).
+    y_cf = jnp.where(cf, y, k.cf_from + 1)
+    m, q, q3 = (jnp.where(cf, v, 1) for v in (pt.m, pt.q, pt.q3))
     w = 4 / (y_cf + jnp.sqrt(y_cf * y_cf + 8))
     d = (w / 2) * m * (q * w * (w - q3) / 2)
     x = (w - m) / (y_cf + m)
@@ -313,11 +333,17 @@ def kl_at_optimum(t: jax.Array) -> jax.Array:
     kl_far = acc * e * e
     kl_neg = jnp.where(series, kl_far, jnp.where(pt.far, kl_cf, kl_near))
     kl = jnp.maximum(jnp.where(nonneg, kl_pos, kl_neg), 0)
-    if jnp.finfo(t.dtype).bits < 64:
+    if f32:
         # float32 on [−8, 4): the forms above cancel by up to 60×; the table does not.
         in_table = (t >= _KL_TABLE_FROM) & (t < _KL_TABLE_TO)
         kl = jnp.where(in_table, _kl_from_table(jnp.where(in_table, t, 0)), kl)
-    return kl
+    return AtOptimum(jnp.where(nonneg, log_phi, pt.log_r), kl)
+
+
+@jax.jit
+def kl_at_optimum(t: jax.Array) -> jax.Array:
+    """``KL(q_θ* ‖ p(z|x))`` as a function of ``t = B/√a`` alone (see :func:`at_optimum`)."""
+    return at_optimum(t).kl
 
 
 @jax.jit
