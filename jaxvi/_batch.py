@@ -51,7 +51,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jaxvi._buckets import ChunkPlan, Flat, build_block, chunks, ladder
+from jaxvi._buckets import ChunkPlan, Flat, aligned_empty, build_block, chunks, ladder
 from jaxvi._solve import Solution, solve
 from jaxvi._stats import SuffStats
 from jaxvi._validate import (
@@ -90,11 +90,13 @@ class _Devices:
         self.sharding = NamedSharding(Mesh(np.array(devs), ("data",)), P("data"))
 
     def put(self, tree: Any) -> Any:
+        """Shard every ``(rows, ...)`` array along the data axis; a 0-d array (a parameter
+        shared by every dataset) goes in as it is, replicated by ``jit``."""
         if self.num_processes > 1:
             return jax.tree.map(
                 lambda x: jax.make_array_from_process_local_data(self.sharding, x), tree
             )
-        return jax.device_put(tree, self.sharding)
+        return jax.tree.map(lambda x: jax.device_put(x, self.sharding) if x.ndim else x, tree)
 
     def fetch(self, tree: Any) -> Any:
         def local_rows(arr: jax.Array) -> np.ndarray:
@@ -132,15 +134,16 @@ def _run(jobs: Iterator[Job], dev: _Devices, bar: Any) -> None:
 
 
 def _rows(value: np.ndarray | None, sel: Any, size: int, fill: float, dtype: np.dtype) -> Any:
-    """``value[sel]`` padded to ``size`` rows with a harmless ``fill``; scalars broadcast."""
+    """``value[sel]`` padded to ``size`` rows with a harmless ``fill``, 64-byte aligned so
+    that the CPU backend takes it without a copy; a scalar stays a scalar."""
     if value is None:
         return None
-    out = np.full(size, fill, dtype)
-    if value.ndim:
-        part = value[sel]
-        out[: part.shape[0]] = part
-    else:
-        out[:] = value
+    if not value.ndim:
+        return value.astype(dtype)
+    part = value[sel]
+    out = aligned_empty(size, dtype)
+    out[: part.shape[0]] = part
+    out[part.shape[0] :] = fill
     return out
 
 
@@ -357,6 +360,8 @@ def fit(
     )
 
     dev = _Devices(devices)
+    if dev.num_processes > 1:  # a shared scalar may differ between processes: one per row
+        params = tuple(None if p is None else np.broadcast_to(p, (num,)) for p in params)
     plan = ChunkPlan(chunk_size, dev.num_local)
     ladder(min_width, max_width)  # checks the options as the user gave them
     widths = ladder(min_width, plan.widest(max_width, min_width))

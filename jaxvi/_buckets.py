@@ -18,8 +18,9 @@ built by vectorised gathers.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,6 +28,7 @@ __all__ = [
     "ChunkPlan",
     "Flat",
     "LongRows",
+    "aligned_empty",
     "build_block",
     "chunks",
     "ladder",
@@ -115,17 +117,23 @@ def ladder(min_width: int, max_width: int) -> np.ndarray:
 
 
 def split_buckets(lengths: np.ndarray, widths: np.ndarray) -> list[np.ndarray]:
-    """Dataset indices per bucket, in input order within each; the last entry holds the
-    datasets longer than ``widths[-1]``. Empty datasets go nowhere: their sums are 0.
+    """Dataset indices per bucket, sorted by length (input order among equal lengths); the
+    last entry holds the datasets longer than ``widths[-1]``. Empty datasets go nowhere:
+    their sums are 0.
+
+    One stable sort on the lengths alone, capped at ``widths[-1] + 1`` so that the key fits
+    16 bits, where NumPy sorts by radix: 13 ms for 10⁶ datasets against 42 ms for a stable
+    sort of int64 bucket ids. Sorted by length, the rows of a block need their padding
+    zeroed in a few slices (:func:`build_block`) instead of through a mask.
 
     Returns:
         ``len(widths) + 1`` int64 index arrays.
     """
-    # A counting sort: bucket ids are small integers, and a stable sort keeps input order.
-    bucket = np.where(lengths > 0, np.searchsorted(widths, lengths, side="left"), len(widths) + 1)
-    order = np.argsort(bucket, kind="stable")
-    ends = np.cumsum(np.bincount(bucket, minlength=len(widths) + 2))
-    return np.split(order, ends[:-1])[: len(widths) + 1]
+    cap = int(widths[-1]) + 1
+    key = np.minimum(lengths, cap).astype(np.uint16 if cap < 1 << 16 else np.uint32)
+    order = np.argsort(key, kind="stable")
+    bounds = np.searchsorted(key[order], [1, *(widths + 1), cap + 1], side="left")
+    return [order[lo:hi] for lo, hi in itertools.pairwise(bounds)]
 
 
 def long_rows(flat: Flat, long_idx: np.ndarray, width: int) -> LongRows:
@@ -158,6 +166,23 @@ def row_counts(count: int, full_rows: int, min_rows: int, *, fine: bool = True) 
     return sizes
 
 
+def aligned_empty(shape: int | tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised host array whose data start on a 64-byte boundary.
+
+    The CPU backend adopts such an array without copying it, where it copies any other at
+    about 1 GB/s: ``jax.device_put`` of 92 MB took 0.2 ms aligned against 76 ms from a plain
+    ``np.empty`` (16-byte aligned), jax 0.10.2. Other backends copy either way.
+    """
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    raw = np.empty(count * dtype.itemsize + _ALIGN, np.uint8)
+    skip = -raw.ctypes.data % _ALIGN
+    return raw[skip : skip + count * dtype.itemsize].view(dtype).reshape(shape)
+
+
+_ALIGN = 64
+
+
 def build_block(
     flat: Flat,
     starts: np.ndarray,
@@ -169,32 +194,56 @@ def build_block(
 ) -> np.ndarray:
     """A ``(rows, width)`` block of ``values[start:start + length] − shift``, zero-padded.
 
-    Rows past ``len(starts)`` are all zero. Slots past a row's length are zero whatever the
-    flat array holds there (NaN included), so a bad value never leaks into another row.
+    Fastest when ``lengths`` are sorted (see :func:`_zero_padding`). Rows past
+    ``len(starts)`` are all zero. Slots past a row's length are zero whatever the flat array
+    holds there (NaN included), so a bad value never leaks into another row.
     The subtraction runs in the dtype of ``shifts`` (float64 for float64 or integer data)
-    before rounding to ``dtype``, so the spread survives a large common offset.
+    before rounding to ``dtype``, so the spread survives a large common offset. The block is
+    64-byte aligned (:func:`aligned_empty`), so the CPU backend takes it without a copy.
     """
     k = starts.shape[0]
+    block = aligned_empty((rows, width), dtype)
     if k == 0 or flat.values.shape[0] == 0:
-        return np.zeros((rows, width), dtype)
+        block[:] = 0
+        return block
     if rows > k:  # padding rows: empty datasets, zeroed by the mask below
         starts, lengths, shifts = (np.pad(a, (0, rows - k)) for a in (starts, lengths, shifts))
-    iota = np.arange(width)
+    m = flat.values.shape[0]
     # NaN/inf in unvalidated data or garbage padding is expected here and masked below.
     with np.errstate(all="ignore"):
-        fits = (starts >= 0) & (starts <= flat.values.shape[0] - width)
-        if fits.all():
-            block = _row_gather(flat.values, starts, width)
+        if m >= width:
+            raw = _row_gather(flat.values, np.clip(starts, 0, m - width), width)
+            # Windows running past the end of the values (the last datasets): value by value.
+            late = np.flatnonzero((starts < 0) | (starts > m - width))
+            if late.size:
+                raw[late] = flat.values.take(starts[late, None] + np.arange(width), mode="clip")
         else:
-            block = flat.values.take(starts[:, None] + iota, mode="clip")
-        if block.dtype == shifts.dtype:
-            block -= shifts[:, None]
-        else:
-            block = np.subtract(block, shifts[:, None], dtype=shifts.dtype)
-        # Only columns at or past the shortest row can hold slots past a row's length.
-        lo = min(max(int(lengths.min()), 0), width)
-        np.copyto(block[:, lo:], 0, where=iota[lo:] >= lengths[:, None])
-        return block.astype(dtype, copy=False)
+            raw = flat.values.take(starts[:, None] + np.arange(width), mode="clip")
+        # Subtract in the shift's dtype, round once into the aligned block.
+        np.subtract(raw, shifts[:, None], out=block, dtype=shifts.dtype, casting="unsafe")
+        _zero_padding(block, lengths, k)
+        return block
+
+
+def _zero_padding(block: np.ndarray, lengths: np.ndarray, k: int) -> None:
+    """Zero ``block[i, lengths[i]:]`` for every row and all of ``block[k:]``.
+
+    Rows sorted by length (as :func:`split_buckets` orders them) take one slice per distinct
+    length: a memset of the padding alone. Others (the rows of long datasets) take a mask.
+    """
+    width = block.shape[1]
+    block[k:] = 0
+    lengths = np.clip(lengths[:k], 0, width)
+    if k == 0:
+        return
+    step = np.flatnonzero(lengths[1:] != lengths[:-1]) + 1
+    if (lengths[step] > lengths[step - 1]).all():
+        for lo, hi in zip([0, *step], [*step, k], strict=True):
+            block[lo:hi, lengths[lo] :] = 0
+        return
+    # Only columns at or past the shortest row can hold slots past a row's length.
+    lo = int(lengths.min())
+    np.copyto(block[:k, lo:], 0, where=np.arange(lo, width) >= lengths[:, None])
 
 
 def _row_gather(values: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
@@ -202,7 +251,8 @@ def _row_gather(values: np.ndarray, starts: np.ndarray, width: int) -> np.ndarra
 
     Each window is viewed as one opaque item of ``width`` values, so the gather copies whole
     rows: 2-3x faster than indexing a ``sliding_window_view``, and far faster than an
-    element-wise gather with an index per value.
+    element-wise gather with an index per value. (``np.take`` with ``out=`` would first copy
+    the overlapping windows into a contiguous array: ``width`` times the input.)
     """
     values = np.ascontiguousarray(values)
     item = np.dtype((np.void, values.itemsize * width))
