@@ -18,8 +18,11 @@ built by vectorised gathers.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -203,37 +206,67 @@ def build_block(
     """
     k = starts.shape[0]
     block = aligned_empty((rows, width), dtype)
-    if k == 0 or flat.values.shape[0] == 0:
+    block[k:] = 0  # padding rows: empty datasets
+    if flat.values.shape[0] == 0:
         block[:] = 0
         return block
-    if rows > k:  # padding rows: empty datasets, zeroed by the mask below
-        starts, lengths, shifts = (np.pad(a, (0, rows - k)) for a in (starts, lengths, shifts))
-    m = flat.values.shape[0]
-    # NaN/inf in unvalidated data or garbage padding is expected here and masked below.
+    fill = partial(_fill_rows, block, flat.values, starts, lengths, shifts)
+    if k * width < _SPLIT_VALUES:
+        fill(0, k)
+        return block
+    # NumPy releases the GIL in these copies: a second thread builds the other half of the
+    # rows (1.5x on 2 idle cores for a 16 MB block).
+    half = k // 2
+    other = _worker().submit(fill, half, k)
+    fill(0, half)
+    other.result()
+    return block
+
+
+_SPLIT_VALUES = 1 << 18
+
+
+@functools.cache
+def _worker() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxvi-blocks")
+
+
+def _fill_rows(
+    block: np.ndarray,
+    values: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    shifts: np.ndarray,
+    lo: int,
+    hi: int,
+) -> None:
+    """Rows ``lo:hi`` of :func:`build_block`'s block."""
+    m, width = values.shape[0], block.shape[1]
+    starts, lengths, shifts, out = starts[lo:hi], lengths[lo:hi], shifts[lo:hi], block[lo:hi]
+    # NaN/inf in unvalidated data or garbage padding is expected here and zeroed below.
+    # (errstate is per thread: this may run in the worker.)
     with np.errstate(all="ignore"):
         if m >= width:
-            raw = _row_gather(flat.values, np.clip(starts, 0, m - width), width)
             # Windows running past the end of the values (the last datasets): value by value.
             late = np.flatnonzero((starts < 0) | (starts > m - width))
+            fits = np.clip(starts, 0, m - width) if late.size else starts
+            raw = _row_gather(values, fits, width)
             if late.size:
-                raw[late] = flat.values.take(starts[late, None] + np.arange(width), mode="clip")
+                raw[late] = values.take(starts[late, None] + np.arange(width), mode="clip")
         else:
-            raw = flat.values.take(starts[:, None] + np.arange(width), mode="clip")
+            raw = values.take(starts[:, None] + np.arange(width), mode="clip")
         # Subtract in the shift's dtype, round once into the aligned block.
-        np.subtract(raw, shifts[:, None], out=block, dtype=shifts.dtype, casting="unsafe")
-        _zero_padding(block, lengths, k)
-        return block
+        np.subtract(raw, shifts[:, None], out=out, dtype=shifts.dtype, casting="unsafe")
+    _zero_padding(out, lengths)
 
 
-def _zero_padding(block: np.ndarray, lengths: np.ndarray, k: int) -> None:
-    """Zero ``block[i, lengths[i]:]`` for every row and all of ``block[k:]``.
+def _zero_padding(block: np.ndarray, lengths: np.ndarray) -> None:
+    """Zero ``block[i, lengths[i]:]`` for every row ``i`` (``0 ≤ lengths ≤ width``).
 
     Rows sorted by length (as :func:`split_buckets` orders them) take one slice per distinct
     length: a memset of the padding alone. Others (the rows of long datasets) take a mask.
     """
-    width = block.shape[1]
-    block[k:] = 0
-    lengths = np.clip(lengths[:k], 0, width)
+    k, width = block.shape
     if k == 0:
         return
     step = np.flatnonzero(lengths[1:] != lengths[:-1]) + 1
@@ -243,7 +276,7 @@ def _zero_padding(block: np.ndarray, lengths: np.ndarray, k: int) -> None:
         return
     # Only columns at or past the shortest row can hold slots past a row's length.
     lo = int(lengths.min())
-    np.copyto(block[:k, lo:], 0, where=np.arange(lo, width) >= lengths[:, None])
+    np.copyto(block[:, lo:], 0, where=np.arange(lo, width) >= lengths[:, None])
 
 
 def _row_gather(values: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxvi._buckets import Flat, aligned_empty, build_block, ladder, split_buckets
+from jaxvi._buckets import (
+    _SPLIT_VALUES,
+    Flat,
+    aligned_empty,
+    build_block,
+    ladder,
+    split_buckets,
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -52,6 +60,17 @@ def _reference(values, starts, lengths, shifts, width, rows):
 def test_blocks_hold_shifted_values_and_zero_padding_whatever_lies_around(
     seed, count, width, extra_rows, sort
 ):
+    _check_block(seed, count, width, extra_rows, sort)
+
+
+@pytest.mark.parametrize("sort", [True, False])
+def test_large_blocks_built_by_two_threads_are_the_same(sort):
+    # Above _SPLIT_VALUES a worker thread builds the second half of the rows.
+    count, width = 2 * _SPLIT_VALUES // 16 + 3, 16
+    _check_block(7, count, width, 9, sort)
+
+
+def _check_block(seed, count, width, extra_rows, sort):
     rng = np.random.default_rng(seed)
     lengths = rng.integers(0, width + 1, count)
     if sort:
