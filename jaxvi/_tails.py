@@ -103,7 +103,10 @@ def _taylor(y: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 # The float32 KL table: pieces of width ½ on [_KL_TABLE_FROM, _KL_TABLE_TO), a polynomial of
 # degree 10 in s = 4·(t − centre) ∈ [−1, 1] on each (interpolation error ≤ 3e-9 relative).
-_KL_TABLE_FROM, _KL_TABLE_TO, _KL_TABLE_DEGREE = -8.0, 4.0, 10
+# It reaches down to t = −10, where the 1/y² series takes over, so that float32 needs no
+# continued fraction for the KL at all (its forms cancel only on [−8, 4), but a row costs
+# nothing more, whereas the continued fraction costs 10 divisions in every lane).
+_KL_TABLE_FROM, _KL_TABLE_TO, _KL_TABLE_DEGREE = -10.0, 4.0, 10
 
 
 def _kl_float64(t: float) -> float:
@@ -149,6 +152,67 @@ def _kl_from_table(t: jax.Array) -> jax.Array:
     for k in range(_KL_TABLE_DEGREE, -1, -1):
         acc = acc * s + coef[..., k]
     return acc
+
+
+# float32 log R(y) on [0, _LOG_R_TABLE_TO]: pieces of width 4, a polynomial of degree 12 in
+# s = (y − centre)/2 ∈ [−1, 1] on each (interpolation error ≤ 6e-10 absolute). log R is smooth
+# there (its nearest singularities, the zeros of erfc, are ≥ 4 away in the complex plane), so
+# two pieces suffice: two selects per coefficient, where the Taylor tables and the 32-term
+# continued fraction that cover the same range cost 3 selects × 3 tables and 32 divisions.
+_LOG_R_TABLE_TO, _LOG_R_PIECES, _LOG_R_DEGREE = 8.0, 2, 12
+
+
+def _log_r_float64(y: float) -> float:
+    """``log R(y)`` in float64 for ``0 ≤ y ≤ 8``: y²/2 and log erfc cancel to ≤ 1e-14 absolute."""
+    return HALF_LOG_PI_OVER_2 + y * y / 2 + math.log(math.erfc(y * SQRT_HALF))
+
+
+def _log_r_table() -> np.ndarray:
+    """Power-basis coefficients in ``s``, shape (pieces, degree + 1), by Chebyshev interpolation."""
+    half = _LOG_R_TABLE_TO / _LOG_R_PIECES / 2
+    rows = []
+    for i in range(_LOG_R_PIECES):
+        centre = (2 * i + 1) * half
+        fit = np.polynomial.Chebyshev.interpolate(
+            np.vectorize(lambda s, c=centre: _log_r_float64(c + s * half)), _LOG_R_DEGREE
+        )
+        rows.append(np.polynomial.chebyshev.cheb2poly(fit.coef))
+    return np.array(rows)
+
+
+_LOG_R_TABLE = _log_r_table()
+
+
+def _log_r_from_table(y: jax.Array) -> jax.Array:
+    """``log R(y)`` for float32 ``y ∈ [0, _LOG_R_TABLE_TO]`` from the table."""
+    half = _LOG_R_TABLE_TO / _LOG_R_PIECES / 2
+    i = jnp.clip(jnp.floor(y / (2 * half)), 0, _LOG_R_PIECES - 1)
+    s = (y - (2 * i + 1) * half) / half  # half is a power of two: exact
+    acc = jnp.zeros_like(y)
+    for k in range(_LOG_R_DEGREE, -1, -1):
+        c = _LOG_R_TABLE[:, k].astype(np.float32)
+        ck = c[-1]
+        for p in range(_LOG_R_PIECES - 2, -1, -1):
+            ck = jnp.where(i <= p, c[p], ck)
+        acc = acc * s + ck
+    return acc
+
+
+def _asymptotic_m_series(terms: int = 6) -> tuple[float, ...]:
+    """``b_k`` of ``m = 1/R(y) − y ~ (1/y)·Σ b_k e^k``, ``e = 1/y²``, by series division.
+
+    ``y·R(y) ~ Σ (−1)^k (2k − 1)!! e^k``, so ``1/(y·R) − 1 = e·Σ b_k e^k``.
+    """
+    r = [(-1) ** k * math.prod(range(1, 2 * k, 2)) for k in range(terms + 2)]
+    d = [1.0]
+    for k in range(1, terms + 2):
+        d.append(-sum(r[j] * d[k - j] for j in range(1, k + 1)))
+    return tuple(float(v) for v in d[1 : terms + 1])
+
+
+# m = 1/y − 2/y³ + 10/y⁵ − …; for y > 8 log R = −log(y + m) needs m only to ~y²·2⁻²⁴, and
+# the sixth term is already below 1e-8 of m there.
+_M_SERIES = _asymptotic_m_series()
 
 
 class TailConstants(NamedTuple):
@@ -295,8 +359,9 @@ def at_optimum(t: jax.Array) -> AtOptimum:
     ``t``: computing them here lets one ``log1p(−Φ(−t))`` and one Mills-ratio evaluation serve
     both (XLA does not merge the two when they come from differently masked inputs).
     """
+    if jnp.finfo(t.dtype).bits < 64:
+        return _at_optimum_float32(t)
     k = tail_constants(t.dtype)
-    f32 = jnp.finfo(t.dtype).bits < 64
     nonneg = t >= 0
     # t ≥ 0; u = 2/(t/2 + √(t²/4 + 2)) so that t² cannot overflow.
     tp = jnp.where(nonneg, t, 0)
@@ -308,15 +373,11 @@ def at_optimum(t: jax.Array) -> AtOptimum:
     pt = _parts(y)
     series = y > k.kl_series_from
     cf = pt.far & ~series
-    if f32:
-        # The table covers y ≤ 8 > cf_from: only a NaN t reaches here, and stays NaN.
-        kl_near = jnp.full_like(t, jnp.nan)
-    else:
-        # 0 < y ≤ cf_from: the direct form loses at most ~4y² ulps.
-        y_near = jnp.where(pt.far, 1, y)
-        w = 4 / (y_near + jnp.sqrt(y_near * y_near + 8))
-        m = jnp.where(pt.far, 1, pt.m)
-        kl_near = jnp.log1p((w - m) / (y_near + m)) - w * w / 4
+    # 0 < y ≤ cf_from: the direct form loses at most ~4y² ulps.
+    y_near = jnp.where(pt.far, 1, y)
+    w = 4 / (y_near + jnp.sqrt(y_near * y_near + 8))
+    m = jnp.where(pt.far, 1, pt.m)
+    kl_near = jnp.log1p((w - m) / (y_near + m)) - w * w / 4
     # cf_from < y ≤ kl_series_from; the masks keep the unselected lanes finite (and their
     # gradients, which `where` multiplies by zero, too).
     y_cf = jnp.where(cf, y, k.cf_from + 1)
@@ -326,18 +387,51 @@ def at_optimum(t: jax.Array) -> AtOptimum:
     x = (w - m) / (y_cf + m)
     kl_cf = _log1p_minus_x(x) + (d * (1 + w * w / 4) + w * w * w / 8) / (y_cf + m)
     # y > kl_series_from.
-    e = 1 / jnp.square(jnp.where(series, y, k.kl_series_from + 1))
+    kl_far = _kl_series(1 / jnp.square(jnp.where(series, y, k.kl_series_from + 1)))
+    kl_neg = jnp.where(series, kl_far, jnp.where(pt.far, kl_cf, kl_near))
+    kl = jnp.maximum(jnp.where(nonneg, kl_pos, kl_neg), 0)
+    return AtOptimum(jnp.where(nonneg, log_phi, pt.log_r), kl)
+
+
+def _kl_series(e: jax.Array) -> jax.Array:
+    """``KL`` for ``t → −∞`` from its series in ``e = 1/y²``."""
     acc = jnp.zeros_like(e)
     for c in reversed(_KL_SERIES):
         acc = acc * e + c
-    kl_far = acc * e * e
-    kl_neg = jnp.where(series, kl_far, jnp.where(pt.far, kl_cf, kl_near))
-    kl = jnp.maximum(jnp.where(nonneg, kl_pos, kl_neg), 0)
-    if f32:
-        # float32 on [−8, 4): the forms above cancel by up to 60×; the table does not.
-        in_table = (t >= _KL_TABLE_FROM) & (t < _KL_TABLE_TO)
-        kl = jnp.where(in_table, _kl_from_table(jnp.where(in_table, t, 0)), kl)
-    return AtOptimum(jnp.where(nonneg, log_phi, pt.log_r), kl)
+    return acc * e * e
+
+
+def _at_optimum_float32(t: jax.Array) -> AtOptimum:
+    """:func:`at_optimum` in float32: tables where the closed forms cancel, no continued fraction.
+
+    ``log Φ(t)`` for ``t ≥ 0`` as in float64; ``log R(y)`` from its table for ``y ≤ 8`` and as
+    ``−log(y + m)`` with ``m`` from its asymptotic series beyond; the KL from the ``t ≥ 0``
+    form for ``t ≥ 4``, its table on ``[−10, 4)`` and its ``1/y²`` series below. Every branch
+    is evaluated in every lane (they are selected, not branched), so each is kept short.
+    """
+    k = tail_constants(t.dtype)
+    nonneg = t >= 0
+    tp = jnp.where(t < 0, 0, t)  # a NaN t stays NaN here
+    log_phi = log_ndtr_nonneg(tp)
+    h = tp / 2
+    u = 2 / (h + jnp.sqrt(h * h + 2))
+    kl_pos = (u * u / 2 - 2 + 1 / (u * u)) + (jnp.log(u) + HALF_LOG_2PI + log_phi)
+    y = jnp.where(nonneg, 1, -t)
+    far = y > _LOG_R_TABLE_TO
+    y_far = jnp.where(far, y, _LOG_R_TABLE_TO + 1)
+    e = 1 / (y_far * y_far)  # y ≤ 1.8e19 keeps y² finite; beyond, e = 0 and m = 1/y is exact
+    acc = jnp.zeros_like(e)
+    for b in reversed(_M_SERIES):
+        acc = acc * e + b
+    m_far = acc / y_far
+    log_r = jnp.where(far, -jnp.log(y_far + m_far), _log_r_from_table(jnp.where(far, 0, y)))
+    series = y > k.kl_series_from
+    kl_far = _kl_series(1 / jnp.square(jnp.where(series, y, k.kl_series_from + 1)))
+    in_table = (t >= _KL_TABLE_FROM) & (t < _KL_TABLE_TO)
+    kl_tab = _kl_from_table(jnp.where(in_table, t, 0))
+    # A NaN t fails every comparison and lands in kl_pos, which keeps it NaN.
+    kl = jnp.where(in_table, kl_tab, jnp.where(series, kl_far, jnp.maximum(kl_pos, 0)))
+    return AtOptimum(jnp.where(nonneg, log_phi, log_r), kl)
 
 
 @jax.jit

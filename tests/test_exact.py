@@ -12,6 +12,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import mpmath as mp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
@@ -25,12 +26,12 @@ from jaxvi import (
     posterior_quantile,
     theta_star,
 )
-from jaxvi._tails import kl_at_optimum
+from jaxvi._tails import at_optimum, kl_at_optimum
 
 DTYPES = [jnp.float32, pytest.param(jnp.float64, marks=pytest.mark.float64)]
 LAM, SIGMA, N = 0.7, 1.3, 4.0
-# One point on each side of every switch in jaxvi._tails (f32: 2, 10; f64: 6, 20) and t ≥ 0.
-T_POINTS = (3.0, 0.4, -0.6, -1.7, -2.5, -5.0, -7.0, -12.0, -25.0)
+# One point on each side of every switch in jaxvi._tails (f32: 2, 4, 8, 10; f64: 6, 20) and t ≥ 0.
+T_POINTS = (3.0, 0.4, -0.6, -1.7, -2.5, -5.0, -7.0, -9.0, -12.0, -25.0)
 
 
 def _stats_at(t, dtype, n=N, lam=LAM, sigma=SIGMA) -> SuffStats:
@@ -109,12 +110,12 @@ def test_check_grads_log_evidence_and_kl_gap():
 
 
 def test_float32_kl_table_gradient_and_seams():
-    """The float32 KL of ``kl_at_optimum`` on ``[−8, 4)`` is a table: its derivative and joins.
+    """The float32 KL of ``kl_at_optimum`` on ``[−10, 4)`` is a table: its derivative and joins.
 
     ``dKL/dt = (u − 2/u³ + 1/u)·u′ + φ(t)/Φ(t)`` with ``u′ = −u/(2u + t)`` (from
     ``u² + tu − 2 = 0``), in float64 NumPy.
     """
-    t = np.linspace(-8.2, 4.2, 251)
+    t = np.linspace(-10.2, 4.2, 291)
     u = (-t + np.sqrt(t * t + 8)) / 2
     ratio = np.sqrt(2 / np.pi) * np.exp(-t * t / 2) / np.vectorize(math.erfc)(-t / np.sqrt(2))
     slope = (u - 2 / u**3 + 1 / u) * (-u / (2 * u + t)) + ratio
@@ -125,6 +126,35 @@ def test_float32_kl_table_gradient_and_seams():
     below = np.nextafter(joins, np.float32(-np.inf))
     kl = jax.jit(kl_at_optimum)
     np.testing.assert_allclose(kl(jnp.asarray(below)), kl(jnp.asarray(joins)), rtol=1e-6)
+
+
+def _log_mills_mp(y: float) -> float:
+    """``log R(y)`` at 30 digits."""
+    with mp.workdps(30):
+        y = mp.mpf(y)
+        return float(mp.log(mp.sqrt(mp.pi / 2) * mp.exp(y * y / 2) * mp.erfc(y / mp.sqrt(2))))
+
+
+def test_float32_log_mills_table_values_gradient_and_seams():
+    """float32 ``log R(y)`` for ``log_evidence``: a table on ``[0, 8]``, a series beyond.
+
+    Within 2.5·2⁻²³·max(1, |log R|) of mpmath (``log_evidence``'s error is measured against
+    the size of its terms, which is ≥ 1), what the 12-term Taylor tables and the 32-term
+    continued fraction it replaced gave; ``d log R/dy = y − 1/R``; the joins at y = 4 and 8
+    agree to an ulp.
+    """
+    y = np.concatenate([np.linspace(0.01, 12, 500), np.geomspace(12, 1e6, 40)])
+    y = y.astype(np.float32)
+    log_r = jax.jit(lambda y: at_optimum(-y).log_tail)
+    ref = np.array([_log_mills_mp(float(v)) for v in y])
+    err = np.abs(np.asarray(log_r(jnp.asarray(y)), np.float64) - ref)
+    np.testing.assert_array_less(err, 2.5 * 2.0**-23 * np.maximum(1, np.abs(ref)))
+    slope = y - 1 / np.exp(ref)
+    grad = jax.jit(jax.vmap(jax.grad(lambda y: at_optimum(-y).log_tail)))(jnp.asarray(y))
+    np.testing.assert_allclose(grad, slope, rtol=1e-4, atol=1e-6)
+    joins = np.array([4.0, 8.0], np.float32)
+    above = np.nextafter(joins, np.float32(np.inf))
+    np.testing.assert_allclose(log_r(jnp.asarray(above)), log_r(jnp.asarray(joins)), atol=3e-7)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -173,7 +203,7 @@ def test_a_bad_row_touches_only_itself(dtype):
 
 @pytest.mark.parametrize("dtype", [jnp.float32])  # the transforms do not depend on the dtype
 def test_jit_vmap_grad_compose(dtype):
-    st = _stats_at(np.array(T_POINTS).reshape(3, 3), dtype)
+    st = _stats_at(np.array(T_POINTS).reshape(2, 5), dtype)
 
     def f(s):
         return log_evidence(s, LAM, SIGMA) + kl_gap(s, LAM, SIGMA)
