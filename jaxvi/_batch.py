@@ -51,7 +51,15 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jaxvi._buckets import ChunkPlan, Flat, aligned_empty, build_block, chunks, ladder
+from jaxvi._buckets import (
+    ChunkPlan,
+    Flat,
+    aligned_empty,
+    build_block,
+    chunks,
+    ladder,
+    work_dtype,
+)
 from jaxvi._solve import Solution, solve
 from jaxvi._stats import SuffStats
 from jaxvi._validate import (
@@ -209,18 +217,21 @@ def _reduce(
     with np.errstate(all="ignore"):
         shift = flat.shifts().astype(dtype)
     shift[flat.invalid] = np.nan  # NaN in the dataset's own row only (validate=False)
-    work_shift = shift.astype(np.result_type(flat.values.dtype, np.float32))
+    work_shift = shift.astype(work_dtype(flat.values.dtype))
     sums = (np.zeros(num, dtype), np.zeros(num, dtype))
 
     def assign(idx, part):
         sums[0][idx], sums[1][idx] = part
 
     jobs = []
-    for width, idx, size in zip(widths, plan.buckets, plan.bucket_sizes, strict=True):
+    for width, idx, lengths, size in zip(
+        widths, plan.buckets, plan.bucket_lengths, plan.bucket_sizes, strict=True
+    ):
 
-        def bucket_rows(sl, idx=idx):
+        def bucket_rows(sl, idx=idx, lengths=lengths):
+            # Each dataset fits one row: its shift is the row's first value (build_block).
             sel = idx[sl]
-            return sel, flat.starts[sel], flat.lengths[sel], work_shift[sel]
+            return sel, flat.starts[sel], lengths[sl], None
 
         jobs.append(_sum_jobs(flat, bucket_rows, len(idx), int(width), size, assign, dtype))
 

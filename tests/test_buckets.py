@@ -26,13 +26,14 @@ from jaxvi._buckets import (
 def test_buckets_hold_every_dataset_once_sorted_by_length(lengths, max_exp):
     lengths = np.array(lengths, np.int64)
     widths = ladder(1, 1 << max_exp)
-    buckets = split_buckets(lengths, widths)
+    buckets, bucket_lengths = split_buckets(lengths, widths)
     assert len(buckets) == len(widths) + 1
     placed = np.concatenate(buckets) if buckets else np.zeros(0, np.int64)
     np.testing.assert_array_equal(np.sort(placed), np.flatnonzero(lengths > 0))
     lower = np.concatenate([[0], widths])
     for i, idx in enumerate(buckets):
         got = lengths[idx]
+        np.testing.assert_array_equal(bucket_lengths[i], np.minimum(got, widths[-1] + 1))
         assert (got > lower[i]).all()
         if i < len(widths):
             assert (got <= widths[i]).all()
@@ -56,21 +57,22 @@ def _reference(values, starts, lengths, shifts, width, rows):
     width=st.sampled_from([1, 4, 8, 16]),
     extra_rows=st.integers(0, 5),
     sort=st.booleans(),
+    own_shift=st.booleans(),
 )
 def test_blocks_hold_shifted_values_and_zero_padding_whatever_lies_around(
-    seed, count, width, extra_rows, sort
+    seed, count, width, extra_rows, sort, own_shift
 ):
-    _check_block(seed, count, width, extra_rows, sort)
+    _check_block(seed, count, width, extra_rows, sort, own_shift)
 
 
 @pytest.mark.parametrize("sort", [True, False])
 def test_large_blocks_built_by_two_threads_are_the_same(sort):
     # Above _SPLIT_VALUES a worker thread builds the second half of the rows.
     count, width = 2 * _SPLIT_VALUES // 16 + 3, 16
-    _check_block(7, count, width, 9, sort)
+    _check_block(7, count, width, 9, sort, own_shift=True)
 
 
-def _check_block(seed, count, width, extra_rows, sort):
+def _check_block(seed, count, width, extra_rows, sort, own_shift=False):
     rng = np.random.default_rng(seed)
     lengths = rng.integers(0, width + 1, count)
     if sort:
@@ -87,7 +89,9 @@ def _check_block(seed, count, width, extra_rows, sort):
     shifts = np.where(lengths > 0, first, 0).astype(np.float64)
     flat = Flat(values, starts, lengths, np.zeros(count, bool))
     rows = count + extra_rows
-    block = build_block(flat, starts, lengths, shifts, width, rows, np.dtype(np.float32))
+    # own_shift: each row's first value (fit's one-row datasets), as the caller would pass it.
+    given = None if own_shift else shifts
+    block = build_block(flat, starts, lengths, given, width, rows, np.dtype(np.float32))
     assert block.shape == (rows, width) and block.dtype == np.float32
     np.testing.assert_array_equal(block, _reference(values, starts, lengths, shifts, width, rows))
 
