@@ -28,6 +28,7 @@ from jaxvi._stats import suff_stats
 
 __all__ = [
     "NOMINAL_BANDWIDTH_GBPS",
+    "PADDED_TARGETS",
     "BenchReport",
     "BenchRow",
     "closed_form_numpy",
@@ -41,6 +42,7 @@ __all__ = [
     "parse_peers",
     "ragged_workload",
     "run_bench",
+    "time_round_robin",
     "torch_segment_reduce",
 ]
 
@@ -354,7 +356,7 @@ class BenchReport:
         return out
 
 
-def _time_round_robin(fns: dict[str, Callable[[], Any]], reps: int) -> dict[str, list[float]]:
+def time_round_robin(fns: dict[str, Callable[[], Any]], reps: int) -> dict[str, list[float]]:
     """Times each ``fn`` ``reps`` times, one of each in turn (noise hits all alike)."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(reps):
@@ -521,7 +523,7 @@ def run_bench(
             f"{svi_datasets} datasets; datasets/s from that subset",
         )
 
-    times = _time_round_robin(thunks, reps)
+    times = time_round_robin(thunks, reps)
     med = {k: statistics.median(v) for k, v in times.items()}
     for name in thunks:
         compile_s, count, nb, note = meta[name]
