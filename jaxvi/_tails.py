@@ -13,7 +13,11 @@ static property); each is the smallest that gives ≤ 1 ulp of truncation error 
 (measured against mpmath), and the direct forms lose at most ~``y²`` ulps below it.
 
 Below the cut-off, float32 takes ``R``, ``m`` and the variance from Taylor tables computed in
-float64 (≤ 2 ulp); float64 takes ``R`` from ``erfcx`` on ``[0, 4.3]`` only.
+float64 (≤ 2 ulp); float64 takes ``R`` from ``erfcx`` on ``[0, 4.3]`` only. For ``log_evidence``
+and the KL gap (:func:`at_optimum`, the hot path of ``solve``), float32 takes ``log R`` from a
+two-piece table on ``[0, 8]`` and the asymptotic series of ``m`` beyond instead: every branch
+runs in every lane, and those cost 13 selects where the Taylor tables and the continued
+fraction cost ~120 selects and 32 divisions.
 
 The float32 KL gap on ``t ∈ [−8, 4)`` comes from a table as well: every closed form of it there
 is a sum of terms of order 1/2 to 50 that cancel to a KL of 0.07 down to 1e-4, which costs up to
@@ -102,14 +106,17 @@ def _taylor(y: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 
 # The float32 KL table: pieces of width ½ on [_KL_TABLE_FROM, _KL_TABLE_TO), a polynomial of
-# degree 10 in s = 4·(t − centre) ∈ [−1, 1] on each (interpolation error ≤ 3e-9 relative).
-# Its cost is pieces × terms selects; width 1 at degree 12 costs 40% less but lets KL vary
-# 2.7× within a piece, and Horner's rounding (relative to the piece's largest value) then
-# raised the real-data worst KL of tests/test_real_data.py from 3.8e-7 to 4.7e-7.
-# It reaches down to t = −10, where the 1/y² series takes over, so that float32 needs no
-# continued fraction for the KL at all (its forms cancel only on [−8, 4), but a row costs
-# nothing more, whereas the continued fraction costs 10 divisions in every lane).
-_KL_TABLE_FROM, _KL_TABLE_TO, _KL_TABLE_WIDTH, _KL_TABLE_DEGREE = -10.0, 4.0, 0.5, 10
+# degree 7 in s = 4·(t − centre) ∈ [−1, 1] on each (interpolation error ≤ 1e-8 relative,
+# 0.2 ulp; degrees 6 to 10 give the same float32 worst case, 2.4·2⁻²⁴, set by the rounding
+# of s and Horner's). Each term costs one select per piece in every lane: width 1 at degree
+# 12 would cost 40% less but lets KL vary 2.7× within a piece, and Horner's rounding
+# (relative to the piece's largest value) then raised the real-data worst KL of
+# tests/test_real_data.py from 3.8e-7 to 4.7e-7.
+# The table reaches down to t = −10, where the 1/y² series takes over, so that float32 needs
+# no continued fraction for the KL (its forms cancel only on [−8, 4), but four more pieces
+# cost less than the continued fraction's 10 divisions; the series with 16 terms would do
+# from y = 8 on, but at 4.3·2⁻²⁴ there, as e = 1/y² enters squared).
+_KL_TABLE_FROM, _KL_TABLE_TO, _KL_TABLE_WIDTH, _KL_TABLE_DEGREE = -10.0, 4.0, 0.5, 7
 
 
 def _kl_float64(t: float) -> float:
