@@ -128,6 +128,24 @@ def test_float32_kl_table_gradient_and_seams():
     np.testing.assert_allclose(kl(jnp.asarray(below)), kl(jnp.asarray(joins)), rtol=1e-6)
 
 
+def test_float32_kl_table_values():
+    """The float32 KL table on ``[−10, 4)`` against mpmath, every piece densely.
+
+    Within 3·2⁻²⁴ relative at exact float32 ``t`` (measured worst 2.4·2⁻²⁴, set by the
+    rounding of ``s`` and Horner's), well inside the 1e-6 that float32 data are held to.
+    """
+    t = np.linspace(-10, 4, 561)[:-1].astype(np.float32)
+    with mp.workdps(30):
+        ref = []
+        for v in t.tolist():
+            h = mp.mpf(v) / 2
+            u = 2 / (h + mp.sqrt(h * h + 2))
+            logs = mp.log(u) + mp.log(2 * mp.pi) / 2 + mp.log(mp.ncdf(v))
+            ref.append(float(u * u / 2 - 2 + 1 / (u * u) + logs))
+    got = np.asarray(jax.jit(kl_at_optimum)(jnp.asarray(t)), np.float64)
+    np.testing.assert_allclose(got, ref, rtol=3 * 2.0**-24)
+
+
 def _log_mills_mp(y: float) -> float:
     """``log R(y)`` at 30 digits."""
     with mp.workdps(30):
