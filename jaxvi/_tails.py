@@ -328,12 +328,6 @@ def mills(t: jax.Array) -> Mills:
     return Mills(jnp.where(nonneg, m_pos, pt.m), jnp.where(nonneg, 1 - delta_pos * m_pos, var_neg))
 
 
-@jax.jit
-def log_mills_ratio(y: jax.Array) -> jax.Array:
-    """``log R(y) = log(Q(y)/φ(y))`` for ``y ≥ 0``; finite for every finite y."""
-    return _parts(y).log_r
-
-
 def _log1p_minus_x(x: jax.Array) -> jax.Array:
     """``log(1 + x) − x`` for ``0 ≤ x ≤ ½``, without cancellation.
 

@@ -105,7 +105,7 @@ def test_check_grads_log_evidence_and_kl_gap():
     lam, sigma = jnp.full_like(st.n, LAM), jnp.full_like(st.n, SIGMA)
     args = (lam, sigma, st.sum_x, st.sum_x2)
     check_grads(partial(_log_p, st.n), args, order=1, modes=("fwd", "rev"), rtol=1e-5)
-    # kl_gap at θ goes through kl_at_optimum(t) too, so this also checks the gradient at θ*.
+    # kl_gap at θ goes through at_optimum(t) too, so this also checks the gradient at θ*.
     check_grads(partial(_kl, st.n), (*args, th), order=1, modes=("fwd", "rev"), rtol=1e-4)
 
 
