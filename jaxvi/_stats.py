@@ -79,7 +79,8 @@ def suff_stats(
     """Shifted sufficient statistics of padded datasets.
 
     Slots outside a dataset (index ``>= lengths``, or ``mask == False``) are ignored in
-    values *and* gradients, whatever they hold: NaN, inf or garbage ("double where").
+    values *and* gradients, whatever they hold: NaN, inf or garbage. A length below 0 counts
+    as 0 and one above ``n_max`` as ``n_max`` (kernels never raise on values).
 
     Args:
         x: ``(..., n_max)`` data; the last axis runs over a dataset's observations.
@@ -150,8 +151,7 @@ def _masked_sums(
     the padding whatever it holds, so no second ``where`` on ``x`` is needed. Jitted so that the
     NaN that ``x − shift`` makes in padded slots stays inside (``jax.debug_nans`` checks the
     outputs of a jit, which are clean). The select is not fused into XLA:CPU's reductions, so
-    ``y`` is written out once: the masked path costs 4-6 passes, against 2 for full rows
-    (benchmarks/RESULTS.md); the count and the second select it replaces cost 2 more.
+    ``y`` is written out and read back: about 2.5x the full-row path (benchmarks/RESULTS.md).
     """
     n_max = x.shape[-1]
     if not n_max:

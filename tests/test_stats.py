@@ -122,6 +122,15 @@ def test_suff_stats_stats_methods():
     assert float(st.mean()[1]) == 3.5
 
 
+def test_lengths_outside_the_row_are_clipped():
+    # n is taken from the lengths, not counted: it must still match the slots summed.
+    x = jnp.asarray([[1.0, 2.0, 4.0], [3.0, jnp.nan, 5.0], [2.0, 2.0, 7.0], [6.0, 1.0, 1.0]])
+    st = jaxvi.suff_stats(x, jnp.asarray([-2, 0, 3, 9]))
+    np.testing.assert_array_equal(st.n, [0.0, 0.0, 3.0, 3.0])
+    np.testing.assert_array_equal(st.total_sum(), [0.0, 0.0, 11.0, 8.0])
+    np.testing.assert_array_equal(st.total_sum_sq(), [0.0, 0.0, 57.0, 38.0])
+
+
 def test_gradients_with_respect_to_the_data():
     """The shift is held out of gradients, yet ∂Σx/∂x = 1 and ∂Σx²/∂x = 2x (the shift cancels)."""
     x = jnp.asarray([[1.0, 2.0, 4.0, 0.0], [3.0, -1.0, 0.0, 0.0]])
