@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -96,56 +95,24 @@ def main() -> None:
     report["datasets_per_s"] = round(n / report["second_call_s"])
 
     # Instrumented call: every stage synchronous, timed on its own.
-    stages: dict[str, float] = dict.fromkeys(
-        ("validation", "bucketing", "block_build", "transfer", "compute", "fetch"), 0.0
-    )
+    from fit_stages import timed_stages
 
-    @contextmanager
-    def timed(stage):
-        t = time.perf_counter()
-        yield
-        stages[stage] += time.perf_counter() - t
-
-    def wrap(stage, fn, block=False):
-        def inner(*a, **k):
-            with timed(stage):
-                out = fn(*a, **k)
-                return jax.block_until_ready(out) if block else out
-
-        return inner
-
+    stages: dict[str, float] = {}
+    keys = {
+        "validation + host layout": "validation",
+        "bucketing (radix sort of lengths)": "bucketing",
+        "host: build padded shifted blocks": "block_build",
+        "transfer host -> device": "transfer",
+        "kernel: row sums": "compute",
+        "kernel: solve": "compute",
+        "transfer device -> host": "fetch",
+    }
     t = time.perf_counter()
     batch.as_flat_or_stats(data, validate=False, chunk=args.chunk_size)
     unchecked = time.perf_counter() - t
-    originals = (
-        batch.as_flat_or_stats,
-        batch.ChunkPlan.bucket,
-        batch.build_block,
-        batch._Devices.put,
-        batch._Devices.fetch,
-        batch._row_sums,
-        batch._solve_stats,
-    )
-    batch.as_flat_or_stats = wrap("validation", originals[0])
-    batch.ChunkPlan.bucket = wrap("bucketing", originals[1])
-    batch.build_block = wrap("block_build", originals[2])
-    batch._Devices.put = wrap("transfer", originals[3], block=True)
-    batch._Devices.fetch = wrap("fetch", originals[4])
-    batch._row_sums = wrap("compute", originals[5], block=True)
-    batch._solve_stats = wrap("compute", originals[6], block=True)
     t = time.perf_counter()
-    try:
+    with timed_stages(stages, keys):
         fit(data, **opts)
-    finally:
-        (
-            batch.as_flat_or_stats,
-            batch.ChunkPlan.bucket,
-            batch.build_block,
-            batch._Devices.put,
-            batch._Devices.fetch,
-            batch._row_sums,
-            batch._solve_stats,
-        ) = originals
     stages["validation"] -= unchecked  # the layout itself is not validation
     report["instrumented_total_s"] = round(time.perf_counter() - t, 3)
     report["stages_s"] = {k: round(v, 3) for k, v in stages.items()}

@@ -16,39 +16,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
 
 import jax
+from fit_stages import timed_stages
 
-from jaxvi import Ragged, _batch, _buckets, fit
+from jaxvi import Ragged, fit
 from jaxvi._bench import device_summary, fit_timings, ragged_workload
-
-TIMES: dict[str, float] = defaultdict(float)
-
-
-def _timed(name: str, fn: Callable, *, block: bool = False) -> Callable:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        out = fn(*args, **kwargs)
-        if block:
-            out = jax.block_until_ready(out)
-        TIMES[name] += time.perf_counter() - t0
-        return out
-
-    return wrapper
-
-
-def _instrument() -> None:
-    _batch.as_flat_or_stats = _timed("validation + host layout", _batch.as_flat_or_stats)
-    _buckets.ChunkPlan.bucket = _timed("bucketing (counting sort)", _buckets.ChunkPlan.bucket)
-    _batch.build_block = _timed("host: build padded shifted blocks", _batch.build_block)
-    _batch._Devices.put = _timed("transfer host -> device", _batch._Devices.put, block=True)
-    _batch._Devices.fetch = _timed("transfer device -> host", _batch._Devices.fetch)
-    _batch._row_sums = _timed("kernel: row sums", _batch._row_sums, block=True)
-    _batch._solve_stats = _timed("kernel: solve", _batch._solve_stats, block=True)
-    _batch._reduce = _timed("(all of the reduction stage)", _batch._reduce)
 
 
 def main() -> None:
@@ -60,12 +33,12 @@ def main() -> None:
     values, offsets = ragged_workload(args.num_datasets)
     data = Ragged(values, offsets)
     first, plain = fit_timings(data, exact=args.exact, reps=args.reps)
-    _instrument()
-    TIMES.clear()
-    t0 = time.perf_counter()
-    for _ in range(args.reps):
-        fit(data, exact=args.exact)
-    staged = (time.perf_counter() - t0) / args.reps
+    times: dict[str, float] = {}
+    with timed_stages(times):
+        t0 = time.perf_counter()
+        for _ in range(args.reps):
+            fit(data, exact=args.exact)
+        staged = (time.perf_counter() - t0) / args.reps
     run = statistics.median(plain)
     print(f"# {device_summary()}; jax {jax.__version__}")
     print(
@@ -75,7 +48,7 @@ def main() -> None:
     print("| stage | seconds per call | share of the staged call |")
     print("|---|---|---|")
     print(f"| compile (first call {first:.2f} s minus a later one) | {first - run:.3f} | |")
-    for name, total in TIMES.items():
+    for name, total in times.items():
         print(f"| {name} | {total / args.reps:.3f} | {total / args.reps / staged:.0%} |")
     print(f"| staged call (stages serialised) | {staged:.3f} | 100% |")
     print(f"| plain call (median of {args.reps}) | {run:.3f} | |")

@@ -1,0 +1,71 @@
+"""Time each stage of :func:`jaxvi.fit` by wrapping its internals (for the profiling scripts).
+
+Used by ``profile_fit.py`` and ``measure_fit_memory.py``. Transfers and kernels block inside
+their timer, so each stage's time is its own; that serialises ``fit``'s overlap of host and
+device work, and the stages add up to more than a plain call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import jax
+
+from jaxvi import _batch, _buckets
+
+# (label, owner, attribute, block inside the timer)
+STAGES: tuple[tuple[str, Any, str, bool], ...] = (
+    ("validation + host layout", _batch, "as_flat_or_stats", False),
+    ("bucketing (radix sort of lengths)", _buckets.ChunkPlan, "bucket", False),
+    ("host: build padded shifted blocks", _batch, "build_block", False),
+    ("transfer host -> device", _batch._Devices, "put", True),
+    ("transfer device -> host", _batch._Devices, "fetch", False),
+    ("kernel: row sums", _batch, "_row_sums", True),
+    ("kernel: solve", _batch, "_solve_stats", True),
+    ("(all of the reduction stage)", _batch, "_reduce", False),
+)
+
+
+def _timed(add: Callable[[float], None], fn: Callable, block: bool) -> Callable:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        if block:
+            out = jax.block_until_ready(out)
+        add(time.perf_counter() - t0)
+        return out
+
+    return wrapper
+
+
+@contextmanager
+def timed_stages(times: dict[str, float], keys: dict[str, str] | None = None) -> Iterator[None]:
+    """While open, add each stage's seconds to ``times[key]``; restore ``fit`` on exit.
+
+    Args:
+        times: accumulates seconds per key (missing keys start at 0).
+        keys: stage label → key in ``times``; only these stages are timed. Every stage under
+            its own label when ``None``.
+    """
+    keys = {label: label for label, *_ in STAGES} if keys is None else keys
+    saved = []
+    for label, owner, attr, block in STAGES:
+        if label not in keys:
+            continue
+        key = keys[label]
+        times.setdefault(key, 0.0)
+        original = getattr(owner, attr)
+        saved.append((owner, attr, original))
+
+        def add(dt: float, key: str = key) -> None:
+            times[key] += dt
+
+        setattr(owner, attr, _timed(add, original, block))
+    try:
+        yield
+    finally:
+        for owner, attr, original in saved:
+            setattr(owner, attr, original)
