@@ -4,8 +4,8 @@ Pipeline (DESIGN §4): check the concrete input, bucket datasets by length on a 
 ladder, copy each chunk of a bucket on the host into a zero-padded block of shifted data
 (:mod:`jaxvi._buckets`), and reduce each block with plain row sums on the devices. Then solve
 the per-dataset statistics in chunks of a fixed size with :func:`jaxvi.solve`. Every array is
-sharded over the devices along the dataset axis. While one block computes, the host builds and
-ships the next, so at most two blocks are alive at a time: memory is bounded by
+sharded over the devices along the dataset axis. At most two blocks are alive at a time (on an
+accelerator the host builds the next while one computes): memory is bounded by
 ``chunk_size``, not by the input.
 
 Why the solve is not fused behind the row sums: a fused kernel is compiled once per block
@@ -126,8 +126,11 @@ class _Devices:
 
 
 def _run(jobs: Iterator[Job], dev: _Devices, bar: Any) -> None:
-    """Dispatch each job, then collect the previous one: the host builds and ships block k+1
-    while the devices compute block k (JAX dispatch is asynchronous)."""
+    """Dispatch each job, then collect the previous one: on an accelerator the host builds and
+    ships block k+1 while the device computes block k (dispatch is asynchronous). The CPU
+    backend runs these programs inside the dispatching call (measured, jax 0.10.2), so there
+    host and device take turns; dispatching from a second thread did not help on 2 cores
+    (benchmarks/RESULTS.md)."""
     pending: deque = deque()
     for kernel, args, store in jobs:
         pending.append((kernel(*dev.put(args)), store))

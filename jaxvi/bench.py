@@ -18,7 +18,6 @@ Examples:
 """
 
 from jaxvi._bench import (
-    PADDED_TARGETS,
     BenchReport,
     BenchRow,
     compiled_thunk,
@@ -31,7 +30,6 @@ from jaxvi._bench import (
 )
 
 __all__ = [
-    "PADDED_TARGETS",
     "BenchReport",
     "BenchRow",
     "compiled_thunk",
