@@ -1,8 +1,8 @@
 """One process of the two-process ``jax.distributed`` run of ``tests/test_multihost.py``.
 
 Usage: ``python multihost_worker.py PORT PROCESS_ID INPUT.npz OUTPUT.npz``. The input holds
-every dataset (``values``, ``offsets``, ``lam``) and ``split``, the first dataset of process 1;
-each process fits only its own share and saves its rows.
+every dataset (``values``, ``offsets``, ``lam``), ``split``, the first dataset of process 1, and
+``sigma``, one scalar per process; each process fits only its own share and saves its rows.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def main(port: int, process_id: int, inputs: str, output: str) -> None:
     lo, hi = (0, split) if process_id == 0 else (split, len(offsets) - 1)
     mine = offsets[lo : hi + 1]
     local = Ragged(data["values"][mine[0] : mine[-1]], mine - mine[0])
-    sol = fit(local, lam[lo:hi], chunk_size=int(data["chunk_size"]), max_width=64)
+    sigma = float(data["sigma"][process_id])  # a scalar that differs between the processes
+    sol = fit(local, lam[lo:hi], sigma, chunk_size=int(data["chunk_size"]), max_width=64)
     np.savez(output, global_blocks=np.array(global_blocks), **sol._asdict())
     jax.distributed.shutdown()
 
