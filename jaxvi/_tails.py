@@ -20,7 +20,7 @@ two-piece table on ``[0, 8]`` and the asymptotic series of ``m`` beyond instead,
 lane, and those cost a few dozen selects where the Taylor tables, the continued fraction and
 ``ndtr`` cost ~120 selects, 32 divisions, ``erf`` and ``erfc``.
 
-The float32 KL gap on ``t ∈ [−8, 4)`` comes from a table as well: every closed form of it there
+The float32 KL gap on ``t ∈ [−10, 4)`` comes from a table as well: every closed form of it there
 is a sum of terms of order 1/2 to 50 that cancel to a KL of 0.07 down to 1e-4, which costs up to
 4e-6 relative in float32 (DESIGN's goal for data is 1e-6). The table's polynomials are
 interpolated at import time from the float64 closed form, whose cancellation (≤ 1e6·2⁻⁵³ at
