@@ -15,6 +15,7 @@ import argparse
 import os
 import statistics
 import time
+from functools import partial
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -58,6 +59,22 @@ def _two_sums_blocked(x, shift, rows=8192):
     return lax.fori_loop(0, -(-d // rows), block, (zeros, zeros))
 
 
+def _variadic_split(x, width=16):
+    # Each row cut into pieces of `width` values (a free reshape): one two-output reduction
+    # over the pieces, then a small one over the (D, L / width) partial sums.
+    s, s2 = _variadic(x.reshape(-1, width))
+    return s.reshape(x.shape[0], -1).sum(1), s2.reshape(x.shape[0], -1).sum(1)
+
+
+def _variadic_split_shift(x, c, width=16):
+    return _variadic_split(x - c[:, None], width)
+
+
+def _variadic_split_masked(x, c, n, width=16):
+    y = jnp.where(jnp.arange(x.shape[1]) < n[:, None], x - c[:, None], 0)
+    return _variadic_split(y, width)
+
+
 def _halving(x):
     # Row sums as a tree of elementwise adds of column halves: no reduction emitter at all.
     s, s2 = x, x * x
@@ -97,6 +114,10 @@ def candidates(x, lengths, ones):
         "(x-c).sum(1), c arg": (lambda x, c: (x - c[:, None]).sum(1), (x, c)),
         "x.sum(1), (x*x).sum(1)": (lambda x: (x.sum(1), (x * x).sum(1)), (x,)),
         "variadic reduce (x, x*x)": (_variadic, (x,)),
+        "variadic over 16-value pieces": (_variadic_split, (x,)),
+        "variadic over 32-value pieces": (partial(_variadic_split, width=32), (x,)),
+        "variadic over 16-value pieces, shift c arg": (_variadic_split_shift, (x, c)),
+        "variadic over 16-value pieces, shift + mask": (_variadic_split_masked, (x, c, lengths)),
         "y=x-x[:,:1]; y.sum, (y*y).sum": (
             lambda x: (lambda y: (y.sum(1), (y * y).sum(1)))(x - x[:, :1]),
             (x,),
