@@ -75,6 +75,35 @@ def _variadic_split_masked(x, c, n, width=16):
     return _variadic_split(y, width)
 
 
+def _variadic_masked(x, n):
+    c = x[:, 0]
+    y = jnp.where(jnp.arange(x.shape[1]) < n[:, None], x - c[:, None], 0)
+    return _variadic(y)
+
+
+def _variadic_shift(x):
+    return _variadic(x - x[:, :1])
+
+
+def _complex_pack(x, n):
+    # (y, y²) packed as one complex64 row sum: one single-output reduction.
+    c = x[:, 0]
+    y = jnp.where(jnp.arange(x.shape[1]) < n[:, None], x - c[:, None], 0)
+    z = lax.complex(y, y * y).sum(1)
+    return z.real, z.imag
+
+
+def _variadic_columns(x, n, piece=8):
+    # Masked shifted (y, y²) summed first across pieces of a row (a column reduction over the
+    # middle axis of (D, L / piece, piece)), then within the (D, piece) partial sums.
+    c = x[:, 0]
+    y = jnp.where(jnp.arange(x.shape[1]) < n[:, None], x - c[:, None], 0)
+    y = y.reshape(x.shape[0], -1, piece)
+    zero = jnp.zeros((), y.dtype)
+    s, s2 = lax.reduce((y, y * y), (zero, zero), lambda a, b: (a[0] + b[0], a[1] + b[1]), (1,))
+    return s.sum(1), s2.sum(1)
+
+
 def _halving(x):
     # Row sums as a tree of elementwise adds of column halves: no reduction emitter at all.
     s, s2 = x, x * x
@@ -118,6 +147,14 @@ def candidates(x, lengths, ones):
         "variadic over 32-value pieces": (partial(_variadic_split, width=32), (x,)),
         "variadic over 16-value pieces, shift c arg": (_variadic_split_shift, (x, c)),
         "variadic over 16-value pieces, shift + mask": (_variadic_split_masked, (x, c, lengths)),
+        "variadic, shift x[:, 0]": (_variadic_shift, (x,)),
+        "variadic, shift x[:, 0] + mask": (_variadic_masked, (x, lengths)),
+        "complex64 pack, shift + mask": (_complex_pack, (x, lengths)),
+        "variadic over columns of (D, L/8, 8), shift + mask": (_variadic_columns, (x, lengths)),
+        "variadic over columns of (D, L/16, 16), shift + mask": (
+            partial(_variadic_columns, piece=16),
+            (x, lengths),
+        ),
         "y=x-x[:,:1]; y.sum, (y*y).sum": (
             lambda x: (lambda y: (y.sum(1), (y * y).sum(1)))(x - x[:, :1]),
             (x,),

@@ -46,9 +46,7 @@ from functools import partial
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
@@ -63,7 +61,7 @@ from jaxvi._buckets import (
     work_dtype,
 )
 from jaxvi._solve import Solution, solve
-from jaxvi._stats import SuffStats
+from jaxvi._stats import SuffStats, sum_and_sum_sq
 from jaxvi._validate import (
     as_flat_or_stats,
     check_param,
@@ -87,8 +85,7 @@ def _row_sums(y: jax.Array) -> tuple[jax.Array, jax.Array]:
     --only 'variadic,(x*x).sum'``. Either form is one kernel on an accelerator.
     """
     if y.shape[1] <= _VARIADIC_WIDTH:
-        zero = jnp.zeros((), y.dtype)
-        return lax.reduce((y, y * y), (zero, zero), lambda a, b: (a[0] + b[0], a[1] + b[1]), (1,))
+        return sum_and_sum_sq(y)
     return y.sum(1), (y * y).sum(1)
 
 
