@@ -114,6 +114,33 @@ def test_shift_keeps_the_spread_far_from_zero(path):
     assert (np.abs(naive / centred - 1) > 1e-3).all(), naive / centred
 
 
+@pytest.mark.parametrize("length", [1, 31, 32, 33, 95, 100_007])
+def test_two_output_sums_over_pieces_and_their_rest(length):
+    """(Σy, Σy²) by pieces of PIECE values plus the rest, against float64, within the error
+    of a tree sum (2·ε·log2(2L) of the terms' sum): the lengths hit a lone piece, an exact
+    multiple, a rest of 1 and a long row. A one-by-one sum of the long row breaks that bound
+    (checked by setting PIECE past the length)."""
+    from jaxvi._stats import PIECE, sum_and_sum_sq
+
+    assert PIECE == 32  # the lengths above are chosen around it
+    rng = np.random.default_rng(length)
+    y = (rng.standard_normal((3, length)) + np.array([[0.0], [1.0], [50.0]])).astype(np.float32)
+    s, s2 = jax.jit(sum_and_sum_sq)(jnp.asarray(y))
+    y64 = y.astype(np.float64)
+    eps = np.finfo(np.float32).eps
+    bound = lambda terms: 2 * eps * np.log2(2 * length) * terms.sum(-1)
+    assert (np.abs(np.asarray(s, np.float64) - y64.sum(-1)) <= bound(np.abs(y64))).all()
+    assert (np.abs(np.asarray(s2, np.float64) - (y64 * y64).sum(-1)) <= bound(y64 * y64)).all()
+    # Its derivatives are exact in closed form: d(Σy) = Σdy and d(Σy²) = Σ2y·dy.
+    t = rng.standard_normal(y.shape).astype(np.float32)
+    _, (ds, ds2) = jax.jvp(sum_and_sum_sq, (jnp.asarray(y),), (jnp.asarray(t),))
+    np.testing.assert_allclose(ds, t.sum(-1), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(ds2, (2 * y * t).sum(-1), rtol=1e-4, atol=1e-2)
+    a, b = np.float32(0.5), np.float32(-2.0)
+    grad = jax.grad(lambda v: a * sum(sum_and_sum_sq(v)[0]) + b * sum(sum_and_sum_sq(v)[1]))
+    np.testing.assert_allclose(grad(jnp.asarray(y)), a + 2 * b * y, rtol=1e-6)
+
+
 def test_suff_stats_stats_methods():
     st = SuffStats(jnp.asarray([0.0, 2.0]), jnp.asarray([0.0, 1.0]), jnp.asarray([0.0, 5.0]), 3.0)
     assert np.asarray(st.total_sum()).tolist() == [0.0, 7.0]  # 1 + 2·3
