@@ -19,6 +19,7 @@ from jaxvi import _batch, _buckets
 # (label, owner, attribute, block inside the timer)
 STAGES: tuple[tuple[str, Any, str, bool], ...] = (
     ("validation + host layout", _batch, "as_flat_or_stats", False),
+    ("validation: NaN/inf, from the sums", _batch, "check_finite_values", False),
     ("bucketing (radix sort of lengths)", _buckets.ChunkPlan, "bucket", False),
     ("host: build padded shifted blocks", _batch, "build_block", False),
     ("transfer host -> device", _batch._Devices, "put", True),

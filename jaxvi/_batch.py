@@ -64,6 +64,7 @@ from jaxvi._solve import Solution, solve
 from jaxvi._stats import SuffStats, sum_and_sum_sq
 from jaxvi._validate import (
     as_flat_or_stats,
+    check_finite_values,
     check_param,
 )
 
@@ -262,8 +263,10 @@ def _reduce(
         return dataset, starts, lengths, work_shift[long_idx[dataset]]
 
     def accumulate(dataset, part):
-        for dst, src in zip(long_sums, part, strict=True):
-            np.add.at(dst, dataset, src)
+        # inf + (−inf) is NaN in the dataset's own row, as on the device: no warning.
+        with np.errstate(invalid="ignore", over="ignore"):
+            for dst, src in zip(long_sums, part, strict=True):
+                np.add.at(dst, dataset, src)
 
     jobs.append(
         _sum_jobs(flat, long_rows, long.count, long.width, plan.long_sizes, accumulate, dtype)
@@ -348,9 +351,10 @@ def fit(
         chunk_size: values per block on each process (rows × width). Beyond the input and
             the ``(D,)`` results, peak memory is a few blocks plus ``O(D)`` bookkeeping, however
             many values the datasets hold.
-        validate: check the input first and raise :class:`ValueError` naming the dataset and
-            the problem. ``False`` skips the value checks; a bad dataset then gives NaN in its
-            own row only.
+        validate: check the input and raise :class:`ValueError` naming the dataset and the
+            problem, before anything is solved. NaN and inf in the data are found through the
+            reduction's sums, not by a pass of their own. ``False`` skips the value checks; a
+            bad dataset then gives NaN in its own row only.
         devices: devices to shard the dataset axis over; all devices (of every process) when
             ``None``. See the module docstring for multi-host runs.
         exact: also compute ``log_evidence`` and ``kl_gap`` (NaN otherwise).
@@ -377,7 +381,7 @@ def fit(
     chunk_size = int(chunk_size)
     if chunk_size < 1:
         raise ValueError(f"fit: chunk_size must be >= 1; got {chunk_size}")
-    prepared = as_flat_or_stats(data, validate=validate, chunk=chunk_size)
+    prepared = as_flat_or_stats(data, validate=validate)
     is_flat = isinstance(prepared, Flat)
     num = prepared.starts.shape[0] if is_flat else prepared[0].shape[0]
     data_dtype = prepared.values.dtype if is_flat else np.result_type(*prepared)
@@ -400,6 +404,10 @@ def fit(
     try:
         if is_flat:
             stats = _reduce(prepared, dt, widths, plan, dev, bar)
+            if validate:  # NaN and inf, found through the sums before anything is solved
+                with np.errstate(invalid="ignore"):
+                    finite = np.isfinite(stats[1]) & np.isfinite(stats[2])
+                check_finite_values(prepared, finite, chunk_size)
         else:
             with np.errstate(all="ignore"):
                 stats = tuple(f.astype(dt) for f in prepared)

@@ -1,10 +1,13 @@
-"""``fit`` checks concrete input before any compute: a ``ValueError`` that names the parameter
-as the user wrote it and, where there is one, the offending dataset."""
+"""``fit`` checks concrete input before anything is solved: a ``ValueError`` that names the
+parameter as the user wrote it and, where there is one, the offending dataset. NaN and inf in
+the values are found through the reduction's sums; everything else before any compute."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from jaxvi import Padded, Ragged, SuffStats, fit
 from jaxvi._batch import _row_sums, _solve_stats
@@ -14,15 +17,20 @@ VALUES = np.arange(1.0, 10.0, dtype=F32)
 OFFSETS = np.array([0, 3, 3, 7, 9])  # four datasets, the second empty
 
 
+def _refuse(*args, **kwargs):
+    raise AssertionError("a kernel ran on input that should have been rejected")
+
+
 @pytest.fixture(autouse=True)
-def no_compute(monkeypatch):
-    """A rejected input never reaches a device kernel."""
+def no_solve(monkeypatch):
+    """A rejected input is never solved."""
+    monkeypatch.setattr("jaxvi._batch._solve_stats", _refuse)
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("a kernel ran on input that should have been rejected")
 
-    monkeypatch.setattr("jaxvi._batch._row_sums", refuse)
-    monkeypatch.setattr("jaxvi._batch._solve_stats", refuse)
+def non_finite(data) -> bool:
+    """Cases whose problem is a NaN or inf value: found through the row sums."""
+    arrays = [data.values] if isinstance(data, Ragged) else data if isinstance(data, list) else []
+    return any(np.asarray(a).dtype.kind == "f" and not np.isfinite(a).all() for a in arrays)
 
 
 def bad(values=VALUES, offsets=OFFSETS) -> Ragged:
@@ -58,7 +66,9 @@ def bad(values=VALUES, offsets=OFFSETS) -> Ragged:
         (SuffStats(np.ones(2), np.zeros(3), np.zeros(2)), r"stats\.sum_x has shape \(3,\)"),
     ],
 )
-def test_bad_data_is_rejected_with_the_dataset_and_the_problem(data, match):
+def test_bad_data_is_rejected_with_the_dataset_and_the_problem(data, match, monkeypatch):
+    if not non_finite(data):  # shapes, offsets, lengths: before any compute
+        monkeypatch.setattr("jaxvi._batch._row_sums", _refuse)
     with pytest.raises(ValueError, match=match):
         fit(data)
 
@@ -120,3 +130,45 @@ def test_validate_false_skips_value_checks_but_not_shapes():
 def test_kernels_are_real_functions():
     # The fixture replaces these; make sure the names it patches exist in fit's module.
     assert callable(_row_sums) and callable(_solve_stats)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 40), min_size=1, max_size=30),
+    data=st.data(),
+    chunk_size=st.sampled_from([16, 64, 1 << 22]),
+)
+def test_the_first_dataset_with_a_non_finite_value_is_named(lengths, data, chunk_size):
+    """Whatever the layout (short rows, long datasets cut into rows of ``max_width``, small
+    chunks), the error names the first dataset holding NaN or inf, and the value."""
+    total = sum(lengths)
+    assume(total > 0)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    values = np.random.default_rng(total).normal(2.0, 1.0, total).astype(F32)
+    where = data.draw(st.lists(st.integers(0, total - 1), min_size=1, max_size=3, unique=True))
+    bad = data.draw(
+        st.lists(
+            st.sampled_from([np.nan, np.inf, -np.inf]), min_size=len(where), max_size=len(where)
+        )
+    )
+    values[where] = bad
+    first = min(where)
+    dataset = int(np.searchsorted(offsets, first, side="right")) - 1
+    with pytest.raises(
+        ValueError,
+        match=rf"dataset {dataset} contains a non-finite value "
+        rf"\({values[first].item()!r}\)",
+    ):
+        fit(Ragged(values, offsets), chunk_size=chunk_size, max_width=16)
+
+
+def test_sums_that_overflow_from_finite_values_are_not_an_error(monkeypatch):
+    """Finite values whose squares overflow float32 give the same rows as without checks."""
+    monkeypatch.undo()  # this one solves
+    values = np.array([1.0, 2.0, 3e19, -3e19, 4.0], F32)
+    data = Ragged(values, np.array([0, 2, 4, 5]))
+    checked, unchecked = fit(data), fit(data, validate=False)
+    assert not np.isfinite(checked.theta[1]) or not np.isfinite(checked.elbo[1])
+    for a, b in zip(checked, unchecked, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(checked.theta[[0, 2]]).all()
