@@ -21,10 +21,12 @@ STAGES: tuple[tuple[str, Any, str, bool], ...] = (
     ("validation + host layout", _batch, "as_flat_or_stats", False),
     ("validation: NaN/inf, from the sums", _batch, "check_finite_values", False),
     ("bucketing (radix sort of lengths)", _buckets.ChunkPlan, "bucket", False),
+    ("host: gather raw windows", _batch, "gather_block", False),
     ("host: build padded shifted blocks", _batch, "build_block", False),
     ("transfer host -> device", _batch._Devices, "put", True),
     ("transfer device -> host", _batch._Devices, "fetch", False),
     ("kernel: row sums", _batch, "_row_sums", True),
+    ("kernel: masked row sums of windows", _batch, "_window_sums", True),
     ("kernel: solve", _batch, "_solve_stats", True),
     ("(all of the reduction stage)", _batch, "_reduce", False),
 )

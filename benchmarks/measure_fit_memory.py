@@ -102,9 +102,11 @@ def main() -> None:
         "validation + host layout": "validation",
         "validation: NaN/inf, from the sums": "validation",
         "bucketing (radix sort of lengths)": "bucketing",
+        "host: gather raw windows": "block_build",
         "host: build padded shifted blocks": "block_build",
         "transfer host -> device": "transfer",
         "kernel: row sums": "compute",
+        "kernel: masked row sums of windows": "compute",
         "kernel: solve": "compute",
         "transfer device -> host": "fetch",
     }

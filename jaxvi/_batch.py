@@ -1,8 +1,11 @@
 """``fit``: the thin wrapper that takes data as users have it and solves every dataset.
 
 Pipeline (DESIGN §4): check the concrete input, bucket datasets by length on a geometric
-ladder, copy each chunk of a bucket on the host into a zero-padded block of shifted data
-(:mod:`jaxvi._buckets`), and reduce each block with plain row sums on the devices. Then solve
+ladder, copy each chunk of a bucket on the host into a block of raw windows (or, for data
+wider than the compute dtype and for long datasets, of shifted zero-padded rows; see
+:mod:`jaxvi._buckets`), and reduce each block on the devices: masked, shifted row sums of raw
+windows, plain row sums of shifted rows. NaN and inf in the values surface as non-finite sums
+and are named before anything is solved. Then solve
 the per-dataset statistics in chunks of a fixed size with :func:`jaxvi.solve`. Every array is
 sharded over the devices along the dataset axis. At most two blocks are alive at a time (on an
 accelerator the host builds the next while one computes): memory is bounded by
@@ -57,11 +60,12 @@ from jaxvi._buckets import (
     aligned_empty,
     build_block,
     chunks,
+    gather_block,
     ladder,
     work_dtype,
 )
 from jaxvi._solve import Solution, solve
-from jaxvi._stats import SuffStats, sum_and_sum_sq
+from jaxvi._stats import SuffStats, suff_stats, sum_and_sum_sq
 from jaxvi._validate import (
     as_flat_or_stats,
     check_finite_values,
@@ -91,6 +95,15 @@ def _row_sums(y: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 _VARIADIC_WIDTH = 32
+
+
+@jax.jit
+def _window_sums(x: jax.Array, n: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Shifted sums of a block of raw windows (:func:`~jaxvi._buckets.gather_block`), ``(rows,)``
+    each: ``suff_stats(x, n)``, which shifts by each row's first value and masks the slots past
+    ``n`` in one pass (:func:`~jaxvi._stats.sum_and_sum_sq`)."""
+    st = suff_stats(x, n)
+    return st.sum_x, st.sum_x2
 
 
 @partial(jax.jit, static_argnames=("exact",))
@@ -181,13 +194,24 @@ def _sum_jobs(
     sizes: list[int],
     store: Callable[[np.ndarray, tuple[np.ndarray, np.ndarray]], None],
     dtype: np.dtype,
+    *,
+    raw: bool = False,
 ) -> Iterator[Job]:
     """Row sums at ``width`` of ``count`` rows; ``rows(slice)`` gives
-    ``(key, starts, lengths, shifts)`` of a chunk and ``store(key, sums)`` keeps its sums."""
+    ``(key, starts, lengths, shifts)`` of a chunk and ``store(key, sums)`` keeps its sums.
+
+    ``raw``: blocks of raw windows, shifted and masked on the device (:func:`_window_sums`;
+    datasets that fit one row, shifts unused). Otherwise shifted, zero-padded rows summed
+    plainly (:func:`_row_sums`)."""
     for size, sl in chunks(sizes, count):
         key, starts, lengths, shifts = rows(sl)
-        y = build_block(flat, starts, lengths, shifts, width, size, dtype)
-        yield _row_sums, (y,), partial(_store_sums, store, key)
+        if raw:
+            x = gather_block(flat, starts, width, size, dtype)
+            n = _rows(lengths, slice(None), size, 0, np.dtype(np.int32))
+            yield _window_sums, (x, n), partial(_store_sums, store, key)
+        else:
+            y = build_block(flat, starts, lengths, shifts, width, size, dtype)
+            yield _row_sums, (y,), partial(_store_sums, store, key)
 
 
 def _store_sums(store, key, res) -> None:
@@ -220,6 +244,15 @@ def _solve_jobs(
         yield kernel, args, store
 
 
+def _raw_windows(flat: Flat, dtype: np.dtype) -> bool:
+    """Whether the datasets that fit one row go to the device as raw windows, shifted there.
+
+    Only when the data are already in the compute dtype: float64 or integer data computed in
+    float32 are shifted on the host in float64 first, so that the spread survives a large
+    common offset (:func:`~jaxvi._buckets.build_block`)."""
+    return flat.values.dtype == dtype
+
+
 def _reduce(
     flat: Flat,
     dtype: np.dtype,
@@ -241,6 +274,7 @@ def _reduce(
     def assign(idx, part):
         sums[0][idx], sums[1][idx] = part
 
+    raw = _raw_windows(flat, dtype)
     jobs = []
     for width, idx, lengths, size in zip(
         widths, plan.buckets, plan.bucket_lengths, plan.bucket_sizes, strict=True
@@ -251,7 +285,9 @@ def _reduce(
             sel = idx[sl]
             return sel, flat.starts[sel], lengths[sl], None
 
-        jobs.append(_sum_jobs(flat, bucket_rows, len(idx), int(width), size, assign, dtype))
+        jobs.append(
+            _sum_jobs(flat, bucket_rows, len(idx), int(width), size, assign, dtype, raw=raw)
+        )
 
     long = plan.long
     long_idx = plan.long_idx
@@ -398,7 +434,7 @@ def fit(
     ladder(min_width, max_width)  # checks the options as the user gave them
     widths = ladder(min_width, plan.widest(max_width, min_width))
     if is_flat:
-        plan.bucket(prepared, widths)
+        plan.bucket(prepared, widths, by_length=not _raw_windows(prepared, dt))
     plan.agree(dev.agree, num)
     bar = _progress_bar(progress, plan.num_jobs)
     try:

@@ -94,6 +94,14 @@ def test_fit_ragged_matches_solve_on_exact_statistics():
     assert_solutions_close(got, reference(DATA))
 
 
+def test_raw_windows_and_host_shifted_blocks_give_the_same_rows(monkeypatch):
+    """float32 data go to the device as raw windows (shifted and masked there); the host
+    shifted, zero-padded blocks (used for float64 or integer data in float32) agree."""
+    raw = fit(to_ragged(DATA), **OPTS)
+    monkeypatch.setattr("jaxvi._batch._raw_windows", lambda flat, dtype: False)
+    assert_solutions_close(fit(to_ragged(DATA), **OPTS), raw)
+
+
 def test_every_input_form_gives_the_same_rows():
     want = fit(to_ragged(DATA), **OPTS)
     n_max = max(map(len, DATA)) + 5

@@ -1,4 +1,4 @@
-"""The host layout of ``fit``: buckets sorted by length, padded blocks, aligned buffers."""
+"""The host layout of ``fit``: buckets, raw windows, padded shifted blocks, aligned buffers."""
 
 from __future__ import annotations
 
@@ -13,20 +13,22 @@ from jaxvi._buckets import (
     Flat,
     aligned_empty,
     build_block,
+    gather_block,
     ladder,
     split_buckets,
 )
 
 
+@pytest.mark.parametrize("by_length", [True, False])
 @settings(max_examples=40, deadline=None)
 @given(
     lengths=st.lists(st.integers(0, 70), min_size=0, max_size=200),
     max_exp=st.integers(0, 6),
 )
-def test_buckets_hold_every_dataset_once_sorted_by_length(lengths, max_exp):
+def test_buckets_hold_every_dataset_once_in_length_or_input_order(lengths, max_exp, by_length):
     lengths = np.array(lengths, np.int64)
     widths = ladder(1, 1 << max_exp)
-    buckets, bucket_lengths = split_buckets(lengths, widths)
+    buckets, bucket_lengths = split_buckets(lengths, widths, by_length=by_length)
     assert len(buckets) == len(widths) + 1
     placed = np.concatenate(buckets) if buckets else np.zeros(0, np.int64)
     np.testing.assert_array_equal(np.sort(placed), np.flatnonzero(lengths > 0))
@@ -37,9 +39,10 @@ def test_buckets_hold_every_dataset_once_sorted_by_length(lengths, max_exp):
         assert (got > lower[i]).all()
         if i < len(widths):
             assert (got <= widths[i]).all()
+        if i < len(widths) and by_length:
             # Sorted by length, in input order among equal lengths (a stable sort).
             assert np.all(np.lexsort((idx, got)) == np.arange(idx.size))
-        else:  # the datasets cut into rows: input order
+        else:  # the datasets cut into rows, or every bucket when not by length: input order
             assert np.all(np.diff(idx) > 0)
 
 
@@ -94,6 +97,40 @@ def _check_block(seed, count, width, extra_rows, sort, own_shift=False):
     block = build_block(flat, starts, lengths, given, width, rows, np.dtype(np.float32))
     assert block.shape == (rows, width) and block.dtype == np.float32
     np.testing.assert_array_equal(block, _reference(values, starts, lengths, shifts, width, rows))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    count=st.integers(1, 40),
+    width=st.sampled_from([1, 4, 8, 16]),
+    extra_rows=st.integers(0, 5),
+    size=st.integers(0, 30),
+)
+def test_raw_windows_are_the_values_clipped_at_both_ends(seed, count, width, extra_rows, size):
+    """gather_block row i is values[start:start + width] (the dataset and whatever follows it),
+    clipped to the values at either end; the rows past the datasets are zero."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(0, 1, size).astype(np.float32)
+    values[rng.random(size) < 0.2] = np.nan
+    starts = rng.integers(-2, size + 2, count)
+    flat = Flat(values, starts, np.zeros(count, np.int64), np.zeros(count, bool))
+    block = gather_block(flat, starts, width, count + extra_rows, np.dtype(np.float32))
+    assert block.shape == (count + extra_rows, width) and block.ctypes.data % 64 == 0
+    want = np.zeros((count + extra_rows, width), np.float32)
+    if size:
+        want[:count] = values[np.clip(starts[:, None] + np.arange(width), 0, size - 1)]
+    np.testing.assert_array_equal(block, want)
+
+
+def test_large_raw_blocks_built_by_two_threads_are_the_same():
+    count, width = 2 * _SPLIT_VALUES // 16 + 3, 16
+    values = np.arange(count * 20, dtype=np.float32)
+    starts = np.random.default_rng(0).integers(0, values.size - width, count)
+    flat = Flat(values, starts, np.zeros(count, np.int64), np.zeros(count, bool))
+    block = gather_block(flat, starts, width, count + 5, np.dtype(np.float32))
+    np.testing.assert_array_equal(block[:count], values[starts[:, None] + np.arange(width)])
+    assert not block[count:].any()
 
 
 def test_aligned_buffers_reach_the_cpu_device_without_a_copy():
