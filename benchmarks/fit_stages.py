@@ -20,7 +20,7 @@ from jaxvi import _batch, _buckets
 STAGES: tuple[tuple[str, Any, str, bool], ...] = (
     ("validation + host layout", _batch, "as_flat_or_stats", False),
     ("validation: NaN/inf, from the sums", _batch, "check_finite_values", False),
-    ("bucketing (radix sort of lengths)", _buckets.ChunkPlan, "bucket", False),
+    ("bucketing", _buckets.ChunkPlan, "bucket", False),
     ("host: gather raw windows", _batch, "gather_block", False),
     ("host: build padded shifted blocks", _batch, "build_block", False),
     ("transfer host -> device", _batch._Devices, "put", True),

@@ -101,7 +101,7 @@ def main() -> None:
     keys = {
         "validation + host layout": "validation",
         "validation: NaN/inf, from the sums": "validation",
-        "bucketing (radix sort of lengths)": "bucketing",
+        "bucketing": "bucketing",
         "host: gather raw windows": "block_build",
         "host: build padded shifted blocks": "block_build",
         "transfer host -> device": "transfer",
