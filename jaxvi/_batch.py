@@ -55,6 +55,7 @@ from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
 from jaxvi._buckets import (
+    _ALIGN,
     ChunkPlan,
     Flat,
     aligned_empty,
@@ -174,11 +175,19 @@ def _run(jobs: Iterator[Job], dev: _Devices, bar: Any) -> None:
 
 def _rows(value: np.ndarray | None, sel: Any, size: int, fill: float, dtype: np.dtype) -> Any:
     """``value[sel]`` padded to ``size`` rows with a harmless ``fill``, 64-byte aligned so
-    that the CPU backend takes it without a copy; a scalar stays a scalar."""
+    that the CPU backend takes it without a copy; a scalar stays a scalar.
+
+    A ``value`` that already holds those ``size`` rows from ``sel.start`` on, aligned there
+    and in ``dtype`` (the statistics ``_reduce`` makes, padded with ``fill``), is passed as a
+    view, not copied."""
     if value is None:
         return None
     if not value.ndim:
         return value.astype(dtype)
+    if isinstance(sel, slice) and value.dtype == dtype and value.shape[0] >= sel.start + size:
+        view = value[sel.start : sel.start + size]
+        if view.ctypes.data % _ALIGN == 0:
+            return view
     part = value[sel]
     out = aligned_empty(size, dtype)
     out[: part.shape[0]] = part
@@ -227,10 +236,11 @@ def _solve_jobs(
     dtype: np.dtype,
     exact: bool,
 ) -> Iterator[Job]:
-    """Solve ``stats = (n, sum_x, sum_x2, shift)``, ``(D,)`` each, in chunks into ``out``."""
+    """Solve ``stats = (n, sum_x, sum_x2, shift)``, ``(D,)`` each or longer (then the rows
+    past ``D``, which ``_rows`` may pass on, must hold 0), in chunks into ``out`` ``(D,)``."""
     kernel = partial(_solve_stats, exact=exact)
     fills = (0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0)  # padding rows: an empty dataset, λ = σ = θ = 1
-    for size, sl in chunks(sizes, stats[0].shape[0]):
+    for size, sl in chunks(sizes, out[0].shape[0]):
         args = tuple(
             _rows(f, sl, size, fill, dtype)
             for f, fill in zip((*stats, *params), fills, strict=True)
@@ -261,15 +271,21 @@ def _reduce(
     dev: _Devices,
     bar: Any,
 ) -> tuple[np.ndarray, ...]:
-    """Shifted statistics ``(n, sum_x, sum_x2, shift)`` of every dataset, ``(D,)`` each."""
+    """Shifted statistics ``(n, sum_x, sum_x2, shift)`` of every dataset.
+
+    Each is 64-byte aligned and holds ``max(D, sum(plan.solve_sizes))`` rows, zero past
+    ``D``: the solve's chunks are then views of them (:func:`_rows`), not copies."""
     num = flat.starts.shape[0]
+    n, sum_x, sum_x2, shift = padded = _padded_stats(num, sum(plan.solve_sizes), dtype)
     # Round the shift to the compute dtype first, so that the device's n·shift matches the
     # shift subtracted on the host; subtract in float64 when the data are float64 or integer.
     with np.errstate(all="ignore"):
-        shift = flat.shifts().astype(dtype)
-    shift[flat.invalid] = np.nan  # NaN in the dataset's own row only (validate=False)
-    work_shift = shift.astype(work_dtype(flat.values.dtype))
-    sums = (np.zeros(num, dtype), np.zeros(num, dtype))
+        shift[:num] = flat.shifts()
+    shift[:num][flat.invalid] = np.nan  # NaN in the dataset's own row only (validate=False)
+    n[:num] = flat.lengths
+    sums = (sum_x[:num], sum_x2[:num])
+    sums[0][:] = 0
+    sums[1][:] = 0
 
     def assign(idx, part):
         sums[0][idx], sums[1][idx] = part
@@ -294,9 +310,11 @@ def _reduce(
     # The rows of one dataset share its shift, so their partial sums simply add (in float64).
     long_sums = (np.zeros(long_idx.shape[0]), np.zeros(long_idx.shape[0]))
 
+    long_shift = shift[long_idx].astype(work_dtype(flat.values.dtype))
+
     def long_rows(sl):
         dataset, starts, lengths = long.rows(sl)
-        return dataset, starts, lengths, work_shift[long_idx[dataset]]
+        return dataset, starts, lengths, long_shift[dataset]
 
     def accumulate(dataset, part):
         # inf + (−inf) is NaN in the dataset's own row, as on the device: no warning.
@@ -310,7 +328,15 @@ def _reduce(
     _run((job for it in jobs for job in it), dev, bar)
     for dst, src in zip(sums, long_sums, strict=True):
         dst[long_idx] = src
-    return flat.lengths.astype(dtype), sums[0], sums[1], shift
+    return padded
+
+
+def _padded_stats(num: int, total: int, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+    """Four aligned arrays of ``max(num, total)`` rows whose rows past ``num`` are 0."""
+    out = tuple(aligned_empty(max(num, total), dtype) for _ in range(4))
+    for f in out:
+        f[num:] = 0
+    return out
 
 
 def _compute_dtype(data_dtype: np.dtype, dtype: Any) -> np.dtype:
@@ -442,7 +468,7 @@ def fit(
             stats = _reduce(prepared, dt, widths, plan, dev, bar)
             if validate:  # NaN and inf, found through the sums before anything is solved
                 with np.errstate(invalid="ignore"):
-                    finite = np.isfinite(stats[1]) & np.isfinite(stats[2])
+                    finite = np.isfinite(stats[1][:num]) & np.isfinite(stats[2][:num])
                 check_finite_values(prepared, finite, chunk_size)
         else:
             with np.errstate(all="ignore"):
