@@ -71,11 +71,14 @@ def sum_and_sum_sq(y: jax.Array) -> tuple[jax.Array, jax.Array]:
     with a mask and a shift over (2·10⁶, 64) float32 this runs at 0.27-0.34 of ``jnp.sum``
     against 0.08 for two sums of a select. That reduction adds its terms one after another,
     so the pieces stay short (an error of ~``PIECE``·ε at worst), and their partial sums are
-    added by a plain (tree) sum. A rest of ``L mod PIECE`` values is one more piece. The
-    tangents are two plain sums.
+    added by a plain (tree) sum. A rest of ``L mod PIECE`` values is one more piece; rows of
+    at most ``2·PIECE`` values are one piece. The tangents are two plain sums.
     """
     length = y.shape[-1]
-    if length <= PIECE:
+    if length <= 2 * PIECE:
+        # Rows up to 64 values: one reduction of each row is faster than pieces here (74 ms
+        # against 146 ms for pieces of 32 on (2·10⁶, 64), masked and shifted), and a run of
+        # 64 additions keeps the error near a tree's.
         return _two_output_sum(y)
     main = length - length % PIECE
     pieces = y[..., :main].reshape(*y.shape[:-1], main // PIECE, PIECE)

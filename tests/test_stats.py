@@ -114,12 +114,12 @@ def test_shift_keeps_the_spread_far_from_zero(path):
     assert (np.abs(naive / centred - 1) > 1e-3).all(), naive / centred
 
 
-@pytest.mark.parametrize("length", [1, 31, 32, 33, 95, 100_007])
+@pytest.mark.parametrize("length", [1, 31, 64, 65, 95, 100_007])
 def test_two_output_sums_over_pieces_and_their_rest(length):
     """(Σy, Σy²) by pieces of PIECE values plus the rest, against float64, within the error
-    of a tree sum (2·ε·log2(2L) of the terms' sum): the lengths hit a lone piece, an exact
-    multiple, a rest of 1 and a long row. A one-by-one sum of the long row breaks that bound
-    (checked by setting PIECE past the length)."""
+    of a tree sum (2·ε·log2(2L) of the terms' sum): the lengths hit one run (up to 2·PIECE),
+    two pieces and a rest of 1, a rest of 31, and a long row. A one-by-one sum of the long
+    row breaks that bound (checked by setting PIECE past the length)."""
     from jaxvi._stats import PIECE, sum_and_sum_sq
 
     assert PIECE == 32  # the lengths above are chosen around it
