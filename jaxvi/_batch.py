@@ -125,15 +125,33 @@ class _Devices:
         self.num_local = sum(d.process_index == me for d in devs)
         self.num_processes = len({d.process_index for d in devs})
         self.sharding = NamedSharding(Mesh(np.array(devs), ("data",)), P("data"))
+        # Only the default device: jit itself places NumPy arguments there, through its C++
+        # dispatch (0.05 ms per call against 0.5 ms for a device_put of the same arrays; on
+        # CPU both adopt an aligned array without a copy).
+        self.direct = (
+            self.num_processes == 1
+            and jax.config.jax_default_device is None
+            and devs == jax.local_devices()[:1]
+        )
 
     def put(self, tree: Any) -> Any:
         """Shard every ``(rows, ...)`` array along the data axis; a 0-d array (a parameter
-        shared by every dataset) goes in as it is, replicated by ``jit``."""
+        shared by every dataset) goes in as it is, replicated by ``jit``. On the default
+        device alone, NumPy arrays go to ``jit`` as they are."""
+        if self.direct:
+            return tree
         if self.num_processes > 1:
             return jax.tree.map(
                 lambda x: jax.make_array_from_process_local_data(self.sharding, x), tree
             )
-        return jax.tree.map(lambda x: jax.device_put(x, self.sharding) if x.ndim else x, tree)
+        # One device_put for every array of the job: a call costs ~0.3 ms whatever it carries,
+        # which was most of fit's fixed cost per block on small inputs.
+        leaves, treedef = jax.tree.flatten(tree)
+        rows = [i for i, x in enumerate(leaves) if x.ndim]
+        put = jax.device_put([leaves[i] for i in rows], [self.sharding] * len(rows))
+        for i, x in zip(rows, put, strict=True):
+            leaves[i] = x
+        return jax.tree.unflatten(treedef, leaves)
 
     def fetch(self, tree: Any) -> Any:
         def local_rows(arr: jax.Array) -> np.ndarray:

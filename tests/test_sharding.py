@@ -17,23 +17,29 @@ from jaxvi import Solution, fit
 def test_blocks_are_sharded_over_every_device_by_default(monkeypatch):
     assert jax.device_count() == 4
     seen = []
-    row_sums = jaxvi._batch._row_sums
+    for name in ("_row_sums", "_window_sums"):  # long rows, rows of raw windows
+        kernel = getattr(jaxvi._batch, name)
 
-    def spy(y):
-        seen.append(y.sharding)
-        return row_sums(y)
+        def spy(*args, kernel=kernel):
+            out = kernel(*args)
+            seen.append((kernel, out[0].sharding))
+            return out
 
-    monkeypatch.setattr(jaxvi._batch, "_row_sums", spy)
+        monkeypatch.setattr(jaxvi._batch, name, spy)
     fit(make_datasets(0, 100), **OPTS)
-    assert seen
-    for sharding in seen:
+    assert len({k for k, _ in seen}) == 2  # both kinds of block ran
+    for _, sharding in seen:
         assert isinstance(sharding, NamedSharding)
         assert sharding.spec == PartitionSpec("data")
         assert set(sharding.device_set) == set(jax.devices())
 
     seen.clear()
+    # One device: its blocks go to jit as NumPy arrays, and stay on that device.
     fit(make_datasets(0, 100), devices=jax.devices()[:1], **OPTS)
-    assert seen and all(len(s.device_set) == 1 for s in seen)
+    assert seen and all(s.device_set == {jax.devices()[0]} for _, s in seen)
+    seen.clear()
+    fit(make_datasets(0, 100), devices=jax.devices()[2:3], **OPTS)
+    assert seen and all(s.device_set == {jax.devices()[2]} for _, s in seen)
 
 
 @settings(max_examples=4, deadline=None, derandomize=True)
