@@ -212,7 +212,9 @@ def suff_stats_ragged(values: ArrayLike, offsets: ArrayLike) -> SuffStats:
     """Shifted sufficient statistics of datasets stored back to back.
 
     This is the general fallback (a segment sum); :func:`jaxvi.fit` buckets ragged data into
-    padded blocks instead, which is faster on every device.
+    padded blocks instead, which is 3x faster on CPU (``benchmarks/ragged_floor.py``: a
+    ``segment_sum`` of (x, x²) took 194 ms for 10⁶ datasets against 64 ms for ``fit``'s
+    blocks and sums).
 
     Args:
         values: ``(M,)`` all observations, dataset after dataset.
