@@ -234,7 +234,7 @@ def _sum_jobs(
         key, starts, lengths, shifts = rows(sl)
         if raw:
             x = gather_block(flat, starts, width, size, dtype)
-            n = _rows(lengths, slice(None), size, 0, np.dtype(np.int32))
+            n = _rows(lengths, slice(0, lengths.shape[0]), size, 0, np.dtype(np.int32))
             yield _window_sums, (x, n), partial(_store_sums, store, key)
         else:
             y = build_block(flat, starts, lengths, shifts, width, size, dtype)

@@ -19,8 +19,8 @@ share their dataset's shift.
 * Row counts are powers of two (times the device count), so the compiled shapes number
   ``O(log max_len · log chunk_size)`` and repeat from one call to the next.
 
-Nothing here loops over datasets in Python: bucketing is one stable radix sort (of bucket
-numbers, or of lengths for shifted blocks), blocks are built by vectorised row gathers into
+Nothing here loops over datasets in Python: bucketing is one vectorised scan per bucket (or,
+for shifted blocks, one stable radix sort of the lengths), blocks are built by row gathers into
 64-byte aligned buffers (which the CPU backend takes without a copy), and a shifted block's
 padding is zeroed one slice per distinct length.
 """
