@@ -177,10 +177,7 @@ def _ragged_to_flat(values: np.ndarray, offsets: np.ndarray, validate: bool) -> 
     check_numeric("values", values)
     check_offsets(offsets, values.shape[0], validate=validate)
     offsets = offsets.astype(np.int64, copy=False)
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    if validate:  # checked offsets make valid windows
-        return Flat(values, starts, lengths, np.zeros(lengths.shape, bool))
-    return Flat.windows(values, starts, lengths, values.shape[0])
+    return Flat.windows(values, offsets[:-1], np.diff(offsets), values.shape[0], checked=validate)
 
 
 def _padded_to_flat(x: np.ndarray, lengths: Any, validate: bool) -> Flat:
@@ -196,9 +193,7 @@ def _padded_to_flat(x: np.ndarray, lengths: Any, validate: bool) -> Flat:
     starts = np.arange(num, dtype=np.int64) * width
     flat = np.ascontiguousarray(x).reshape(-1)
     lens = lens.astype(np.int64, copy=False)
-    if validate:  # checked lengths make valid windows
-        return Flat(flat, starts, lens, np.zeros(lens.shape, bool))
-    return Flat.windows(flat, starts, lens, starts + width)
+    return Flat.windows(flat, starts, lens, starts + width, checked=validate)
 
 
 def _sequence_to_flat(data: Any, validate: bool) -> Flat:
