@@ -54,20 +54,28 @@ from jaxvi._stats import sum_and_sum_sq
 from jaxvi.bench import compiled_thunk, device_summary, ragged_workload, time_round_robin
 
 
-def host_windows(values: np.ndarray, offsets: np.ndarray, *, sums: bool) -> Callable[[], Any]:
-    """Every dataset up to 4096 values copied as ``fit`` copies it (raw windows, memory order,
-    blocks of at most 2^22 values), then summed on the device as ``fit`` sums it when
-    ``sums``. Longer datasets are left out, which only helps."""
+def window_blocks(offsets: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """``fit``'s blocks of one-row datasets: ``(width, starts, lengths)`` per block, buckets
+    8 to 4096 wide in input order, at most 2^22 values each. Longer datasets are left out,
+    which only helps the routes that use these blocks."""
     lengths = np.diff(offsets)
-    flat = Flat(values, offsets[:-1], lengths, np.zeros(lengths.shape, bool))
     widths = ladder(8, 4096)
     buckets, bucket_lengths = split_buckets(lengths, widths, by_length=False)
-    plan = []
+    blocks = []
     for width, idx, lens in zip(widths, buckets[:-1], bucket_lengths[:-1], strict=True):
         rows = max((1 << 22) // int(width), 8)
         for i in range(0, len(idx), rows):
-            n = lens[i : i + rows].astype(np.int32)
-            plan.append((int(width), flat.starts[idx[i : i + rows]], n))
+            starts = offsets[idx[i : i + rows]]
+            blocks.append((int(width), starts, lens[i : i + rows].astype(np.int32)))
+    return blocks
+
+
+def host_windows(values: np.ndarray, offsets: np.ndarray, *, sums: bool) -> Callable[[], Any]:
+    """Every dataset up to 4096 values copied as ``fit`` copies it (raw windows, memory order,
+    :func:`window_blocks`), then summed on the device as ``fit`` sums it when ``sums``."""
+    lengths = np.diff(offsets)
+    flat = Flat(values, offsets[:-1], lengths, np.zeros(lengths.shape, bool))
+    plan = window_blocks(offsets)
     dtype = float_dtype(values)
 
     def run() -> None:
@@ -123,20 +131,16 @@ def _gathered_sums(x: jax.Array, s: jax.Array, n: jax.Array, *, width: int):
 
 def device_window_blocks(x: jax.Array, offsets: np.ndarray) -> Callable[[], Any]:
     """Every dataset up to 4096 values gathered on the device from its start, in ``fit``'s
-    buckets and blocks, into masked sums; the index arrays are made here, outside the timer."""
-    lengths = np.diff(offsets)
-    widths = ladder(8, 4096)
-    buckets, bucket_lengths = split_buckets(lengths, widths, by_length=False)
+    blocks (:func:`window_blocks`, rows padded to a power of two), into masked sums; the index
+    arrays are made here, outside the timer."""
     blocks = []
-    for width, idx, lens in zip(widths, buckets[:-1], bucket_lengths[:-1], strict=True):
-        rows = max((1 << 22) // int(width), 8)
-        for i in range(0, len(idx), rows):
-            size = 1 << max(3, (min(rows, len(idx) - i) - 1).bit_length())
-            s = np.zeros(size, np.int32)
-            n = np.zeros(size, np.int32)
-            s[: len(idx[i : i + rows])] = offsets[idx[i : i + rows]]
-            n[: len(idx[i : i + rows])] = lens[i : i + rows]
-            blocks.append((int(width), jax.device_put(s), jax.device_put(n)))
+    for width, starts, lens in window_blocks(offsets):
+        size = 1 << max(3, (starts.shape[0] - 1).bit_length())
+        s = np.zeros(size, np.int32)
+        n = np.zeros(size, np.int32)
+        s[: starts.shape[0]] = starts
+        n[: starts.shape[0]] = lens
+        blocks.append((width, jax.device_put(s), jax.device_put(n)))
 
     def run() -> None:
         jax.block_until_ready([_gathered_sums(x, s, n, width=w) for w, s, n in blocks])

@@ -25,18 +25,30 @@ from jaxvi._bench import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_benchmark_suites_run_once():
-    env = dict(os.environ, JAXVI_BENCH_SCALE="0.0002", JAXVI_BENCH_ROUNDS="1")
-    env.pop("XLA_FLAGS", None)
+def _run_python(*args: str, timeout: int, **env: str) -> subprocess.CompletedProcess:
+    """This interpreter on ``args`` from the repository root, without the suite's XLA_FLAGS
+    (its 4 fake devices); the test fails with the output's tail on a non-zero exit."""
+    environ = dict(os.environ, **env)
+    environ.pop("XLA_FLAGS", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "benchmarks", "-q", "-p", "no:cacheprovider", "-x"],
+        [sys.executable, *args],
         cwd=ROOT,
-        env=env,
+        env=environ,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_benchmark_suites_run_once():
+    proc = _run_python(
+        *("-m", "pytest", "benchmarks", "-q", "-p", "no:cacheprovider", "-x"),
+        timeout=600,
+        JAXVI_BENCH_SCALE="0.0002",
+        JAXVI_BENCH_ROUNDS="1",
+    )
     # Every suite ran (the peers' suites skip only without the bench extra).
     assert " failed" not in proc.stdout and " passed" in proc.stdout
 
@@ -53,17 +65,7 @@ SCRIPTS = [
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s[0] for s in SCRIPTS])
 def test_benchmark_scripts_run_at_a_tiny_scale(script):
     """The scripts RESULTS.md quotes still run and print their table (no timing asserted)."""
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script[0]), *script[1:]],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = _run_python(str(ROOT / "benchmarks" / script[0]), *script[1:], timeout=300)
     assert "|" in proc.stdout or "{" in proc.stdout, proc.stdout[-2000:]
 
 
