@@ -26,7 +26,6 @@ from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxvi import solve, suff_stats
-from jaxvi._stats import _two_sums
 
 
 def _variadic(y):
@@ -36,6 +35,15 @@ def _variadic(y):
         lambda a, b: (a[0] + b[0], a[1] + b[1]),
         (1,),
     )
+
+
+def _two_sums(x, shift):
+    # Each sum with its own shift behind an optimization barrier, so that YNNPACK fuses the
+    # broadcast subtract into each (suff_stats' full-row path before session 3).
+    s1, s2 = lax.optimization_barrier((shift, shift))
+    y1 = x - s1[..., None]
+    y2 = x - s2[..., None]
+    return y1.sum(-1), (y2 * y2).sum(-1)
 
 
 def _two_sums_blocked(x, shift, rows=8192):

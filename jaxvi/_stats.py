@@ -105,18 +105,6 @@ def _sum_and_sum_sq_jvp(primals, tangents):
     return sum_and_sum_sq(y), (dy.sum(-1), (2 * y * dy).sum(-1))
 
 
-def _two_sums(x: jax.Array, shift: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(Σ(x − shift), Σ(x − shift)²)`` over the last axis of ``x`` ``(..., L)``."""
-    # XLA:CPU runs each row sum as its own library (YNNPACK) reduction, and fuses the
-    # broadcast subtract into it only when the broadcast has one user. Shared by the two sums,
-    # x − shift is written out in full and read back: 2-3x slower (benchmarks/RESULTS.md). The
-    # barrier gives each sum its own shift, so neither writes anything.
-    s1, s2 = jax.lax.optimization_barrier((shift, shift))
-    y1 = x - s1[..., None]
-    y2 = x - s2[..., None]
-    return y1.sum(-1), (y2 * y2).sum(-1)
-
-
 def suff_stats(
     x: ArrayLike, lengths: ArrayLike | None = None, *, mask: ArrayLike | None = None
 ) -> SuffStats:
@@ -177,7 +165,10 @@ def suff_stats(
             zeros = jnp.zeros(x.shape[:-1], dtype)
             return SuffStats(n, zeros, zeros, zeros)
         shift = jax.lax.stop_gradient(x[..., 0])
-        return SuffStats(n, *_two_sums(x, shift), shift)
+        # The same fused reduction as the masked path: faster than two sums each with its
+        # own shift (solve over (2·10⁶, 64): 109 against 130 ms; (125000, 1024): 48 against
+        # 73 ms), and one mechanism for both.
+        return SuffStats(n, *sum_and_sum_sq(x - shift[..., None]), shift)
     if mask is None:  # valid slots lead: n is the clipped length, no count or search
         n = jnp.clip(lengths, 0, n_max).astype(dtype)
         return _masked_sums(x, valid, n, None)

@@ -94,7 +94,7 @@ def test_ragged_without_values():
     assert all(np.asarray(f).tolist() == [0.0] * 3 for f in st)
 
 
-@pytest.mark.parametrize("path", ["padded", "ragged"])
+@pytest.mark.parametrize("path", ["padded", "full rows", "ragged"])
 def test_shift_keeps_the_spread_far_from_zero(path):
     """Mean 1000, sd 1, N = 1e5 in float32: Σ(x − x̄)² within 1e-6 of float64 (a float32 Σx²
     without the shift gets it 10-20% wrong: checked below, so the test can tell)."""
@@ -102,6 +102,8 @@ def test_shift_keeps_the_spread_far_from_zero(path):
     rows, values, offsets = _ragged(rng, [100_000, 100_000], loc=1000.0, scale=1.0)
     if path == "padded":
         stats = SUFF_STATS(*(jnp.asarray(a) for a in _pad(rows, 100_000)))
+    elif path == "full rows":  # both datasets fill their row: the lengths=None path
+        stats = SUFF_STATS(jnp.asarray(_pad(rows, 100_000)[0]))
     else:
         stats = SUFF_STATS_RAGGED(jnp.asarray(values), jnp.asarray(offsets))
     _, _, _, centred = _exact(rows)
