@@ -119,7 +119,7 @@ def _add_demo(sub) -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from jaxvi._study import simulate_to_file
+    from jaxvi._tables.study import simulate_to_file
 
     data, truth, rows = simulate_to_file(
         args.output,
@@ -178,7 +178,7 @@ def _add_simulate(sub) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from jaxvi._study import fit_file
+    from jaxvi._tables.study import fit_file
 
     s = fit_file(
         args.input,
@@ -248,7 +248,7 @@ def _add_fit(sub) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from jaxvi._report import write_report
+    from jaxvi._tables.report import write_report
 
     files, text = write_report(
         args.results, args.output, truth=args.truth, lam=args.lam, sigma=args.sigma

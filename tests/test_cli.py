@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jaxvi import Padded, _study, fit
+from jaxvi import Padded, fit
+from jaxvi._tables import study as _study
 from jaxvi.cli import SUBCOMMANDS, build_parser, main
 
 JAXVI = [sys.executable, "-m", "jaxvi"]

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jaxvi import _io
+from jaxvi._tables import files as _io
 
 
 def _long(path, ids, values, **kw):

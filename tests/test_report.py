@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jaxvi import _report, _study
+from jaxvi._tables import report as _report
+from jaxvi._tables import study as _study
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvi import _io
 from jaxvi._exact import posterior, posterior_quantile
 from jaxvi._stats import SuffStats
+from jaxvi._tables import files as _io
 
 __all__ = [
     "Coverage",
@@ -455,7 +455,7 @@ def write_report(
     """
     study = load_study(results, truth, lam=lam, sigma=sigma)
     if study.dtype == "float64":
-        from jaxvi._study import enable_dtype
+        from jaxvi._tables.study import enable_dtype
 
         enable_dtype("float64")
     out = Path(out_dir)

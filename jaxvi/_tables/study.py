@@ -19,12 +19,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxvi import _io
 from jaxvi._batch import fit
 from jaxvi._data import Ragged
-from jaxvi._report import posterior_moments
 from jaxvi._simulate import simulate
 from jaxvi._stats import SuffStats
+from jaxvi._tables import files as _io
+from jaxvi._tables.report import posterior_moments
 
 __all__ = [
     "RESULT_COLUMNS",

@@ -1,0 +1,1 @@
+"""Tables and files: DuckDB for data → statistics, atomic writers, simulation studies."""
