@@ -4,58 +4,83 @@ Model: ``z ~ Exponential(λ)``, ``x_i | z ~ Normal(z, σ²)``; variational famil
 ``q_θ = Exponential(θ)``. For every dataset jaxvi computes B, the optimal θ*, the closed-form
 ELBO and its gradient, and — because the true posterior is a truncated normal — the exact log
 evidence and the exact KL gap.
+
+The public names load on first use (SPEC 1 lazy loading): ``import jaxvi`` does not import
+JAX, so the ``jaxvi`` command can start reading a file while JAX loads.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from jaxvi._batch import fit as fit
-from jaxvi._closed_form import b as b
-from jaxvi._closed_form import elbo as elbo
-from jaxvi._closed_form import elbo_grad as elbo_grad
-from jaxvi._closed_form import theta_star as theta_star
-from jaxvi._data import Padded as Padded
-from jaxvi._data import Ragged as Ragged
-from jaxvi._empirical_bayes import estimate_lam as estimate_lam
-from jaxvi._exact import Posterior as Posterior
-from jaxvi._exact import kl_gap as kl_gap
-from jaxvi._exact import log_evidence as log_evidence
-from jaxvi._exact import posterior as posterior
-from jaxvi._exact import posterior_quantile as posterior_quantile
-from jaxvi._mc import elbo_mc as elbo_mc
-from jaxvi._simulate import simulate as simulate
-from jaxvi._solve import Solution as Solution
-from jaxvi._solve import relative_grad as relative_grad
-from jaxvi._solve import solve as solve
-from jaxvi._stats import SuffStats as SuffStats
-from jaxvi._stats import suff_stats as suff_stats
-from jaxvi._stats import suff_stats_ragged as suff_stats_ragged
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("jaxvi")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = [
-    "Padded",
-    "Posterior",
-    "Ragged",
-    "Solution",
-    "SuffStats",
-    "__version__",
-    "b",
-    "elbo",
-    "elbo_grad",
-    "elbo_mc",
-    "estimate_lam",
-    "fit",
-    "kl_gap",
-    "log_evidence",
-    "posterior",
-    "posterior_quantile",
-    "relative_grad",
-    "simulate",
-    "solve",
-    "suff_stats",
-    "suff_stats_ragged",
-    "theta_star",
-]
+# Public name → the private module that defines it.
+_WHERE = {
+    "fit": "jaxvi._batch",
+    "b": "jaxvi._closed_form",
+    "elbo": "jaxvi._closed_form",
+    "elbo_grad": "jaxvi._closed_form",
+    "theta_star": "jaxvi._closed_form",
+    "Padded": "jaxvi._data",
+    "Ragged": "jaxvi._data",
+    "estimate_lam": "jaxvi._empirical_bayes",
+    "Posterior": "jaxvi._exact",
+    "kl_gap": "jaxvi._exact",
+    "log_evidence": "jaxvi._exact",
+    "posterior": "jaxvi._exact",
+    "posterior_quantile": "jaxvi._exact",
+    "elbo_mc": "jaxvi._mc",
+    "simulate": "jaxvi._simulate",
+    "Solution": "jaxvi._solve",
+    "relative_grad": "jaxvi._solve",
+    "solve": "jaxvi._solve",
+    "SuffStats": "jaxvi._stats",
+    "suff_stats": "jaxvi._stats",
+    "suff_stats_ragged": "jaxvi._stats",
+    "fit_table": "jaxvi._tables.fit_table",
+}
+
+__all__ = sorted([*_WHERE, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'jaxvi' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
+
+if TYPE_CHECKING:  # pragma: no cover - what type checkers and IDEs see
+    from jaxvi._batch import fit as fit
+    from jaxvi._closed_form import b as b
+    from jaxvi._closed_form import elbo as elbo
+    from jaxvi._closed_form import elbo_grad as elbo_grad
+    from jaxvi._closed_form import theta_star as theta_star
+    from jaxvi._data import Padded as Padded
+    from jaxvi._data import Ragged as Ragged
+    from jaxvi._empirical_bayes import estimate_lam as estimate_lam
+    from jaxvi._exact import Posterior as Posterior
+    from jaxvi._exact import kl_gap as kl_gap
+    from jaxvi._exact import log_evidence as log_evidence
+    from jaxvi._exact import posterior as posterior
+    from jaxvi._exact import posterior_quantile as posterior_quantile
+    from jaxvi._mc import elbo_mc as elbo_mc
+    from jaxvi._simulate import simulate as simulate
+    from jaxvi._solve import Solution as Solution
+    from jaxvi._solve import relative_grad as relative_grad
+    from jaxvi._solve import solve as solve
+    from jaxvi._stats import SuffStats as SuffStats
+    from jaxvi._stats import suff_stats as suff_stats
+    from jaxvi._stats import suff_stats_ragged as suff_stats_ragged
+    from jaxvi._tables.fit_table import fit_table as fit_table

@@ -10,6 +10,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def _positive_int(text: str) -> int:
@@ -177,26 +178,94 @@ def _add_simulate(sub) -> None:
     p.set_defaults(func=_cmd_simulate)
 
 
+def _lam_or_estimate(text: str) -> float | str:
+    """A positive number, or ``estimate``."""
+    return "estimate" if text == "estimate" else _positive_float(text)
+
+
+def _use_compilation_cache() -> None:
+    """JAX's persistent compilation cache for this command (a library must not set it): the
+    second run of a command loads its kernels instead of compiling them. An existing
+    ``JAX_COMPILATION_CACHE_DIR`` is kept."""
+    import os
+
+    import jax
+
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        jax.config.update("jax_compilation_cache_dir", os.path.join(base, "jaxvi", "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+def _warm_jax(args: argparse.Namespace, dtype_name: str) -> None:
+    """Import JAX, and trace and load the fit kernel for full batches, while DuckDB reads."""
+    import numpy as np
+
+    from jaxvi._tables.study import enable_dtype
+
+    _use_compilation_cache()
+    dtype = enable_dtype(dtype_name)
+    from jaxvi._tables.kernel import warm
+
+    warm(
+        args.batch_size,
+        np.dtype(dtype),
+        lam_rows=args.lam_column is not None,
+        sigma_rows=args.sigma_column is not None,
+        theta=args.theta,
+        exact=True,
+    )
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
+    import threading
+
     from jaxvi._tables.study import fit_file
 
-    s = fit_file(
-        args.input,
-        args.output,
-        lam=args.lam,
-        sigma=args.sigma,
-        theta=args.theta,
-        dtype=args.dtype,
-        chunk_size=args.chunk_size,
-        id_column=args.id_column,
-        value_column=args.value_column,
-        progress=not args.quiet,
-    )
+    for name in ("lam", "sigma"):
+        if getattr(args, f"{name}_column") is not None and getattr(args, name) is not None:
+            raise ValueError(f"give --{name} or --{name}-column, not both")
+    # JAX loads (1-2 s) in a second thread while DuckDB runs the query in this one.
+    failed: list[BaseException] = []
+
+    def warm() -> None:
+        try:
+            _warm_jax(args, args.dtype)
+        except BaseException as err:  # the solve reports it; here it would only be lost
+            failed.append(err)
+
+    # Not a daemon, and joined on every way out: a thread killed inside JAX's C++ code while
+    # the interpreter exits aborts the process.
+    loader = threading.Thread(target=warm, name="jaxvi-import-jax")
+    loader.start()
+    lam: Any = args.lam_column or args.lam or 1.0
+    if lam == "estimate":
+        from jaxvi._empirical_bayes import estimate_lam
+
+        lam = estimate_lam
+    try:
+        s = fit_file(
+            args.input,
+            args.output,
+            lam=lam,
+            sigma=args.sigma_column or args.sigma or 1.0,
+            theta=args.theta,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            id_column=args.id_column,
+            value_column=args.value_column,
+            memory_limit=args.memory_limit,
+            threads=args.threads,
+            progress=not args.quiet,
+            before_solve=loader.join,
+        )
+    finally:
+        loader.join()
     if not args.quiet:
-        how = "streamed" if s.streamed else "in memory"
         print(
-            f"fitted {s.num_datasets:,} datasets ({s.num_rows:,} input rows, {s.num_chunks:,} "
-            f"chunk{'s' * (s.num_chunks != 1)}, {how}) in {s.seconds:.2f} s -> {args.output}"
+            f"fitted {s.num_datasets:,} datasets ({s.num_batches:,} "
+            f"batch{'es' * (s.num_batches != 1)}, lam = {s.lam}) in {s.seconds:.2f} s "
+            f"-> {args.output}"
         )
     return 0
 
@@ -204,23 +273,48 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _add_fit(sub) -> None:
     p = sub.add_parser(
         "fit",
-        help="fit every dataset of a table file and write one result row per dataset",
+        help="fit every dataset of a table and write one result row per dataset",
         description="Read INPUT, a long table with one row per observation (columns "
-        "dataset_id and x; ids may be integers or strings, rows in any order) or a table of "
-        "precomputed statistics (columns dataset_id, n, sum_x, sum_x2; optional shift, the "
-        "value the sums were taken about), in Parquet, CSV or NPZ (keys values, offsets and "
-        "optional ids; or n, sum_x, sum_x2). Write OUTPUT with one row per dataset, in order of "
-        "each id's first appearance: dataset_id, n, b, theta, elbo, grad, log_evidence, "
-        "kl_gap, q_mean (= 1/theta), post_mean, post_sd (the exact posterior's mean and sd). "
-        "lam, sigma, the dtype, jaxvi's version (and fixed_theta, if given) go in the "
-        "metadata (Parquet schema metadata, '# key=value' lines atop a CSV, NPZ keys). A "
-        "Parquet input sorted by "
-        "id is streamed a chunk at a time, in bounded memory. OUTPUT is written atomically.",
-        epilog="example: jaxvi fit data.parquet -o results.parquet --lam 1 --sigma 1",
+        "dataset_id and x; ids may be integers or strings; rows in any order, a dataset's "
+        "rows possibly spread over several files) or a table of precomputed statistics "
+        "(columns dataset_id, n, sum_x, sum_x2; optional shift, the value the sums were "
+        "taken about). INPUT is a Parquet, CSV (delimiter and header detected) or JSON-lines "
+        "file, a glob ('runs/*.parquet', quoted) or a folder, read by DuckDB in parallel and "
+        "in bounded memory; or an NPZ file (keys values, offsets and optional ids; or n, "
+        "sum_x, sum_x2). Write OUTPUT with one row per dataset, sorted by id: dataset_id, n, "
+        "b, theta, elbo, grad, log_evidence, kl_gap, q_mean (= 1/theta), post_mean, post_sd "
+        "(the exact posterior's mean and sd). lam, sigma, the dtype, the input and jaxvi's "
+        "version (and fixed_theta, if given) go in the metadata: Parquet key-value "
+        "metadata, a JSON sidecar OUTPUT.json beside a CSV file, NPZ keys. OUTPUT is written "
+        "atomically: a failed or killed run leaves no file. Kernels are kept in JAX's "
+        "persistent compilation cache (~/.cache/jaxvi/xla, or JAX_COMPILATION_CACHE_DIR).",
+        epilog="examples: jaxvi fit data.parquet -o results.parquet --lam 1 --sigma 1;  "
+        "jaxvi fit 'runs/*.csv' -o results.csv --lam estimate --memory-limit 4GB",
     )
-    p.add_argument("input", metavar="INPUT", help="input table: .parquet, .csv or .npz")
+    p.add_argument(
+        "input", metavar="INPUT", help="input table: a file, a quoted glob, a folder, or .npz"
+    )
     p.add_argument("-o", "--output", required=True, help="results table: .parquet, .csv or .npz")
-    _add_model_options(p)
+    p.add_argument(
+        "--lam",
+        type=_lam_or_estimate,
+        default=None,
+        help="prior rate lambda > 0, or 'estimate': the type-II maximum-likelihood lambda of "
+        "all datasets (recorded in the metadata) (default: 1)",
+    )
+    p.add_argument(
+        "--sigma", type=_positive_float, default=None, help="noise scale sigma > 0 (default: 1)"
+    )
+    p.add_argument(
+        "--lam-column",
+        metavar="NAME",
+        help="take each dataset's lambda from this column (it must not vary within a dataset)",
+    )
+    p.add_argument(
+        "--sigma-column",
+        metavar="NAME",
+        help="take each dataset's sigma from this column (it must not vary within a dataset)",
+    )
     p.add_argument(
         "--theta",
         type=_positive_float,
@@ -234,11 +328,19 @@ def _add_fit(sub) -> None:
         help="working precision; float64 switches JAX's x64 mode on (default: float32)",
     )
     p.add_argument(
+        "--batch-size",
         "--chunk-size",
         type=_positive_int,
         default=1 << 18,
-        help="datasets per chunk; bounds memory when streaming (default: 262144)",
+        help="datasets per batch out of DuckDB and per kernel call; bounds memory "
+        "(default: 262144)",
     )
+    p.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="DuckDB's memory limit, e.g. 2GB; larger inputs spill to disk (default: 80%% of RAM)",
+    )
+    p.add_argument("--threads", type=_positive_int, help="DuckDB's threads (default: every core)")
     p.add_argument(
         "--id-column", default="dataset_id", help="dataset id column (default: dataset_id)"
     )

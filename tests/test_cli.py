@@ -6,6 +6,7 @@ one simulate → fit → report study serves several tests.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -17,10 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+from helpers import assert_b_close
 
 from jaxvi import Padded, fit
+from jaxvi._tables import kernel
 from jaxvi._tables import study as _study
 from jaxvi.cli import SUBCOMMANDS, build_parser, main
 
@@ -38,7 +42,7 @@ def _shared_compilation_cache(tmp_path_factory):
     )
 
 
-RESULT_COLUMNS = list(_study.RESULT_COLUMNS)
+RESULT_COLUMNS = list(kernel.RESULT_COLUMNS)
 LAM, SIGMA, SIZES, SEED, NUM = 1.5, 0.8, (1, 30), 7, 600
 
 
@@ -53,6 +57,12 @@ def run(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
     )
 
 
+def terminal_lines(text: str) -> list[str]:
+    """What a terminal shows of ``text``: a progress bar redrawn with carriage returns and
+    cleared leaves only what was written over it."""
+    return [line.split("\r")[-1] for line in text.rstrip("\n").split("\n")]
+
+
 def ok(*args, **kw) -> subprocess.CompletedProcess:
     proc = run(*args, **kw)
     assert proc.returncode == 0, proc.stderr
@@ -63,19 +73,8 @@ def read(path: Path) -> dict[str, np.ndarray]:
     if path.suffix == ".npz":
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    if path.suffix == ".csv":
-        import csv
-
-        with open(path) as fh:
-            rows = list(csv.reader(line for line in fh if not line.startswith("#")))
-        cols = dict(zip(rows[0], zip(*rows[1:], strict=True), strict=True))
-        out = {k: np.array(v, dtype=float) for k, v in cols.items() if k != "dataset_id"}
-        return {"dataset_id": np.array(cols["dataset_id"]), **out}
-    return {k: v.to_numpy() for k, v in zip(*_names_cols(pq.read_table(path)), strict=True)}
-
-
-def _names_cols(table):
-    return table.column_names, table.columns
+    table = pcsv.read_csv(path) if path.suffix == ".csv" else pq.read_table(path)
+    return {k: v.to_numpy() for k, v in zip(table.column_names, table.columns, strict=True)}
 
 
 def _closed_form(groups: list[np.ndarray], lam: float, sigma: float):
@@ -145,7 +144,7 @@ def test_fit_round_trip_reproduces_in_process_fit(study):
     assert res.column_names == RESULT_COLUMNS
     meta = res.schema.metadata
     assert meta[b"lam"] == b"1.5" and meta[b"sigma"] == b"0.8" and meta[b"dtype"] == b"float32"
-    assert meta[b"jaxvi_version"]
+    assert meta[b"jaxvi_version"] and meta[b"input"] == str(d / "d.parquet").encode()
     ((_, x, lengths, _),) = list(
         _study.simulation_chunks(NUM, lam=LAM, sigma=SIGMA, sizes=SIZES, seed=SEED)
     )
@@ -153,7 +152,8 @@ def test_fit_round_trip_reproduces_in_process_fit(study):
     cols = {k: v.to_numpy() for k, v in zip(res.column_names, res.columns, strict=True)}
     assert cols["dataset_id"].tolist() == list(range(NUM))
     assert cols["n"].tolist() == lengths.tolist()
-    for name in ("b", "theta", "elbo", "log_evidence"):
+    assert_b_close(cols["b"], sol.b, LAM, 2e-5)
+    for name in ("theta", "elbo", "log_evidence"):
         np.testing.assert_allclose(cols[name], getattr(sol, name), rtol=2e-5, err_msg=name)
     np.testing.assert_allclose(cols["kl_gap"], sol.kl_gap, rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(cols["q_mean"], 1 / sol.theta, rtol=2e-5)
@@ -180,12 +180,17 @@ def test_csv_and_npz_files_give_the_same_results(study, tmp_path):
     d, _, _, _ = study
     ok("simulate", "-n", NUM, "--sizes", "1:30", "--seed", SEED, "--lam", LAM, "--sigma",
        SIGMA, "-q", "-o", tmp_path / "d.csv")  # fmt: skip
-    assert (tmp_path / "d.truth.csv").read_text().splitlines()[0].startswith("# ")
+    # Plain CSV: one header line, then rows; the metadata in a JSON sidecar.
+    assert (tmp_path / "d.truth.csv").read_text().splitlines()[0] == '"dataset_id","n","z"'
+    assert json.loads((tmp_path / "d.truth.csv.json").read_text())["seed"] == str(SEED)
     ok("fit", tmp_path / "d.csv", "-o", tmp_path / "r.npz", "--lam", LAM, "--sigma", SIGMA)
     got, want = read(tmp_path / "r.npz"), read(d / "r.parquet")
-    assert list(got) == [*RESULT_COLUMNS, "jaxvi_version", "lam", "sigma", "dtype"]
+    assert list(got) == [*RESULT_COLUMNS, "jaxvi_version", "input", "lam", "sigma", "dtype"]
     assert str(got["lam"]) == "1.5"
-    for name in RESULT_COLUMNS:
+    # The CSV holds float32 values as decimal text, which DuckDB reads as the nearest double.
+    assert_b_close(got["b"], want["b"], LAM, 1e-5)
+    assert got["dataset_id"].tolist() == want["dataset_id"].tolist()
+    for name in set(RESULT_COLUMNS) - {"dataset_id", "b", "grad"}:  # grad at θ* is round-off
         np.testing.assert_allclose(got[name], want[name], rtol=1e-5, err_msg=name)
 
 
@@ -198,7 +203,7 @@ def shuffled(tmp_path_factory):
     ids = np.repeat([f"s-{i}" for i in range(40)], [len(g) for g in groups])
     vals = np.concatenate(groups)
     perm = rng.permutation(len(vals))
-    first = list(dict.fromkeys(ids[perm]))  # first-appearance order
+    first = sorted(set(ids))  # results come sorted by id
     groups = [groups[int(i[2:])] for i in first]
     with open(d / "long.csv", "w") as fh:
         fh.write("sample,value\n")
@@ -251,30 +256,22 @@ def _sorted_long_parquet(path: Path, num: int, seed: int) -> None:
     pq.write_table(pa.table({"dataset_id": ids, "x": x}), path, row_group_size=1000)
 
 
-def test_sorted_parquet_streams_in_chunks_with_equal_results(tmp_path):
+def test_batches_and_row_order_change_nothing_but_rounding(tmp_path):
     _sorted_long_parquet(tmp_path / "d.parquet", 2000, 5)
     table = pq.read_table(tmp_path / "d.parquet")
     perm = np.random.default_rng(0).permutation(table.num_rows)
     pq.write_table(table.take(perm), tmp_path / "shuffled.parquet")
-    streamed = ok("fit", tmp_path / "d.parquet", "-o", tmp_path / "s.parquet", "--chunk-size", 64)
-    memory = ok("fit", tmp_path / "shuffled.parquet", "-o", tmp_path / "m.parquet")
-    assert "fitted 2,000 datasets" in streamed.stdout
-    assert "32 chunks, streamed" in streamed.stdout
-    assert "1 chunk, in memory" in memory.stdout
+    small = ok("fit", tmp_path / "d.parquet", "-o", tmp_path / "s.parquet", "--batch-size", 64)
+    whole = ok("fit", tmp_path / "shuffled.parquet", "-o", tmp_path / "m.parquet")
+    assert "fitted 2,000 datasets (32 batches, lam = 1.0)" in small.stdout
+    assert "fitted 2,000 datasets (1 batch, lam = 1.0)" in whole.stdout
     s, m = read(tmp_path / "s.parquet"), read(tmp_path / "m.parquet")
-    assert s["dataset_id"].tolist() == list(range(0, 4000, 2))
-    order = np.argsort(m["dataset_id"])
-    assert np.array_equal(s["dataset_id"], m["dataset_id"][order])
-    assert np.array_equal(s["n"], m["n"][order])
-    # Other chunks mean other buckets, so float32 sums are added in another order.
-    for got in (s, m):  # at θ* the gradient is round-off: compare it with its terms' scale
-        th = got["theta"]
-        scale = np.abs(got["b"]) / th**2 + 2 * got["n"] / th**3 + 1 / th
-        assert (np.abs(got["grad"]) <= 1e-5 * scale).all()
+    assert s["dataset_id"].tolist() == m["dataset_id"].tolist() == list(range(0, 4000, 2))
+    assert np.array_equal(s["n"], m["n"])
+    # DuckDB adds a dataset's values in another order when the rows come in another order.
     for name in set(RESULT_COLUMNS[2:]) - {"grad"}:
-        want = m[name][order]
-        atol = 1e-5 * np.abs(want).max()
-        np.testing.assert_allclose(s[name], want, rtol=1e-4, atol=atol, err_msg=name)
+        atol = 1e-5 * np.abs(m[name]).max()
+        np.testing.assert_allclose(s[name], m[name], rtol=1e-4, atol=atol, err_msg=name)
 
 
 def _corrupt(path: Path) -> None:
@@ -284,8 +281,31 @@ def _corrupt(path: Path) -> None:
     path.write_bytes(raw[: len(raw) // 2])
 
 
+def _stats_with_duplicate(path: Path) -> None:
+    path.write_text("dataset_id,n,sum_x,sum_x2\n4,1,0,0\n4,2,0,0\n")
+
+
 BAD_INPUTS = {
     "missing_file": (None, "in.csv", [], "in.csv: no such file"),
+    "glob_matches_nothing": (None, "in*.parquet", [], "in*.parquet: no files match"),
+    "value_of_wrong_type": (
+        "dataset_id,x\n1,2024-01-05\n",
+        "in.csv",
+        [],
+        "column 'x' holds DATE values; need numbers",
+    ),
+    "duplicate_ids_in_statistics": (
+        _stats_with_duplicate,
+        "in.csv",
+        [],
+        "dataset 4 appears more than once in a statistics table",
+    ),
+    "lam_column_varies": (
+        "dataset_id,x,l\n1,2.0,1\n1,3.0,2\n",
+        "in.csv",
+        ["--lam-column", "l"],
+        "dataset 1 has more than one l (1.0 and 2.0)",
+    ),
     "corrupt_parquet": (_corrupt, "in.parquet", [], "not a readable Parquet file"),
     "missing_column": ("dataset_id,y\n1,2.0\n", "in.csv", [], "missing column 'x'"),
     "non_numeric": ("dataset_id,x\n1,2.0\n9,two\n", "in.csv", [], "dataset 9 has a non-numeric x"),
@@ -304,10 +324,18 @@ def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, case):
         (tmp_path / name).write_text(content)
     proc = run("fit", name, "-o", "out.parquet", *extra, cwd=tmp_path)
     assert proc.returncode == 2
-    lines = proc.stderr.splitlines()
+    lines = terminal_lines(proc.stderr)
     assert len(lines) == 1, proc.stderr
     assert message in lines[0] and "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ([name] if content is not None else [])
+
+
+def test_output_that_is_a_folder_exits_2(tmp_path):
+    (tmp_path / "d.csv").write_text("dataset_id,x\n1,2.0\n")
+    (tmp_path / "out.parquet").mkdir()
+    proc = run("fit", "d.csv", "-o", "out.parquet", cwd=tmp_path)
+    assert proc.returncode == 2 and len(terminal_lines(proc.stderr)) == 1
+    assert "out.parquet: is a folder" in proc.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
@@ -315,7 +343,7 @@ def test_run_killed_while_writing_leaves_no_output(tmp_path, sig):
     _sorted_long_parquet(tmp_path / "d.parquet", 3000, 2)
     out = tmp_path / "r.parquet"
     env = dict(ENV, JAXVI_TEST_PAUSE_AFTER_CHUNK="60")
-    cmd = [*JAXVI, "fit", tmp_path / "d.parquet", "-o", out, "--chunk-size", "100", "-q"]
+    cmd = [*JAXVI, "fit", tmp_path / "d.parquet", "-o", out, "--batch-size", "100", "-q"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
@@ -339,34 +367,45 @@ def test_run_killed_while_writing_leaves_no_output(tmp_path, sig):
         assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet"]
 
 
-def test_csv_and_npz_work_without_pyarrow_and_parquet_names_the_extra(tmp_path):
+@pytest.mark.parametrize("missing", ["duckdb", "pyarrow"])
+def test_fit_without_the_cli_extra_names_it(tmp_path, missing):
     (tmp_path / "d.csv").write_text("dataset_id,x\n1,0.5\n1,1.5\n2,3.0\n")
     script = (
-        "import sys; sys.modules['pyarrow'] = None; sys.modules['pyarrow.parquet'] = None\n"
+        f"import sys; sys.modules[{missing!r}] = None\n"
         "from jaxvi.cli import main\n"
-        "codes = [main(['fit', 'd.csv', '-o', 'r.npz', '-q']),\n"
-        "         main(['fit', 'd.csv', '-o', 'r.parquet', '-q']),\n"
-        "         main(['simulate', '-n', '50', '--sizes', '0:6', '--dtype', 'float64',\n"
-        "               '-o', 's.npz', '-q']),\n"
-        "         main(['fit', 's.npz', '-o', 's.csv', '-q'])]\n"
-        "print(codes)\n"
+        "sys.exit(main(['fit', 'd.csv', '-o', 'r.npz', '-q']))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, env=ENV, capture_output=True, text=True
     )
-    assert proc.stdout.strip() == "[0, 2, 0, 0]", proc.stderr
+    assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.splitlines()
-    assert "Parquet needs pyarrow" in line and 'pip install "jaxvi[cli]"' in line
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["d.csv", "r.npz", "s.csv", "s.npz", "s.truth.npz"]
+    assert f"need {missing}, which is not installed" in line
+    assert 'pip install "jaxvi[cli]"' in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+
+
+def test_simulate_to_npz_needs_numpy_only_and_ragged_npz_keeps_empty_datasets(tmp_path):
+    script = (
+        "import sys; sys.modules['pyarrow'] = None; sys.modules['duckdb'] = None\n"
+        "from jaxvi.cli import main\n"
+        "sys.exit(main(['simulate', '-n', '50', '--sizes', '0:6', '--dtype', 'float64',\n"
+        "               '-o', 's.npz', '-q']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=ENV, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
     with np.load(tmp_path / "s.npz") as sim, np.load(tmp_path / "s.truth.npz") as truth:
         assert sim["ids"].tolist() == list(range(50)) and sim["values"].dtype == np.float64
         assert np.array_equal(np.diff(sim["offsets"]), truth["n"])
-        nonempty = truth["dataset_id"][truth["n"] > 0]
+        sizes = truth["n"]
+    ok("fit", tmp_path / "s.npz", "-o", tmp_path / "s.csv", "-q")
     got = read(tmp_path / "s.csv")
     # A ragged NPZ keeps empty datasets (n = 0, the prior); a long table cannot hold them.
-    assert got["dataset_id"].astype(int).tolist() == list(range(50))
-    assert (got["n"] == 0).sum() == 50 - len(nonempty)
+    assert got["dataset_id"].tolist() == list(range(50))
+    assert got["n"].tolist() == sizes.tolist() and (sizes == 0).any()
+    np.testing.assert_allclose(got["theta"][sizes == 0], 1.0)
 
 
 def test_help_is_complete():
@@ -383,8 +422,10 @@ def test_help_is_complete():
         assert p.description and len(p.format_help()) > 300, name
     wanted = {
         "simulate": ["-n", "-o", "--lam", "--sigma", "--sizes", "--seed", "--dtype"],
-        "fit": ["--lam", "--sigma", "--theta", "--dtype", "--chunk-size", "--id-column",
-                "--value-column", "--quiet", "sum_x2", "first appearance"],
+        "fit": ["--lam", "--sigma", "--theta", "--dtype", "--batch-size", "--id-column",
+                "--value-column", "--quiet", "sum_x2", "sorted by id", "--lam-column",
+                "--sigma-column", "--memory-limit", "--threads", "estimate", "glob",
+                "OUTPUT.json"],
         "report": ["--truth", "-o", "coverage.png", "summary.txt"],
     }  # fmt: skip
     for name, options in wanted.items():
@@ -407,10 +448,10 @@ def test_progress_bar_on_stderr_unless_quiet(tmp_path, capsys, monkeypatch):
     # so each chunk is made to take 0.5 s.
     _sorted_long_parquet(tmp_path / "d.parquet", 300, 4)
     monkeypatch.setenv("JAXVI_TEST_PAUSE_AFTER_CHUNK", "0.5")
-    args = ["fit", str(tmp_path / "d.parquet"), "-o", str(tmp_path / "r.csv"), "--chunk-size"]
+    args = ["fit", str(tmp_path / "d.parquet"), "-o", str(tmp_path / "r.csv"), "--batch-size"]
     assert main([*args, "100"]) == 0
     out, err = capsys.readouterr()
-    assert "rows" in err and "100%" in err
+    assert "300datasets" in err.replace(" ", "")
     assert "fitted 300 datasets" in out
     assert main([*args, "100", "--quiet"]) == 0
     assert capsys.readouterr() == ("", "")
@@ -421,6 +462,6 @@ def test_values_beyond_float32_name_the_dataset_and_the_fix(tmp_path, capsys):
     out = tmp_path / "r.csv"
     assert main(["fit", str(tmp_path / "d.csv"), "-o", str(out), "-q"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert "dataset 'b' has a value = 1e+300, beyond float32; use --dtype float64" in line
+    assert "dataset 'b' has values beyond float32 (mean 1e+300); compute in float64" in line
     assert line.startswith(f"jaxvi fit: error: {tmp_path / 'd.csv'}: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]

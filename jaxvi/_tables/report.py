@@ -23,7 +23,9 @@ import numpy as np
 
 from jaxvi._exact import posterior, posterior_quantile
 from jaxvi._stats import SuffStats
-from jaxvi._tables import files as _io
+from jaxvi._tables.engine import INSTALL_HINT
+from jaxvi._tables.files import atomic_path, read_columns, read_metadata
+from jaxvi._tables.statistics import show
 
 __all__ = [
     "Coverage",
@@ -177,8 +179,8 @@ def load_study(
         ValueError: naming the file, the missing column, or the dataset id that does not match.
     """
     results = Path(results)
-    cols = _io.read_columns(results, _RESULT_NEEDS)
-    meta = _io.read_metadata(results)
+    cols = read_columns(results, _RESULT_NEEDS)
+    meta = read_metadata(results)
     lam_v = _meta_float(meta, "lam", lam, results)
     sigma_v = _meta_float(meta, "sigma", sigma, results)
     for name, value in (("lam", lam_v), ("sigma", sigma_v)):
@@ -188,7 +190,7 @@ def load_study(
     unmatched = 0
     if truth is not None:
         truth = Path(truth)
-        tcols = _io.read_columns(truth, ("dataset_id", "n", "z"))
+        tcols = read_columns(truth, ("dataset_id", "n", "z"))
         ids, tids = cols["dataset_id"], tcols["dataset_id"]
         if ids.dtype.kind != tids.dtype.kind:
             raise ValueError(
@@ -199,12 +201,12 @@ def load_study(
         idx = order[pos]
         missing = tids[idx] != ids
         if missing.any():
-            raise ValueError(f"{truth}: no truth for dataset {_io._show(ids[np.argmax(missing)])}")
+            raise ValueError(f"{truth}: no truth for dataset {show(ids[np.argmax(missing)])}")
         wrong_n = tcols["n"][idx] != cols["n"]
         if wrong_n.any():
             i = int(np.argmax(wrong_n))
             raise ValueError(
-                f"{truth}: dataset {_io._show(ids[i])} has n = {int(tcols['n'][idx[i]])} in "
+                f"{truth}: dataset {show(ids[i])} has n = {int(tcols['n'][idx[i]])} in "
                 f"the truth but {int(cols['n'][i])} in {results}"
             )
         z = np.asarray(tcols["z"], np.float64)[idx]
@@ -265,15 +267,13 @@ def _figure():
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise ValueError(
-            f"plots need matplotlib, which is not installed; {_io.PARQUET_HINT}"
-        ) from None
+        raise ValueError(f"plots need matplotlib, which is not installed; {INSTALL_HINT}") from None
     # A bare Figure draws on the Agg canvas: no pyplot state, no display.
     return Figure(figsize=(9, 4), layout="constrained")
 
 
 def _save(fig, path: Path) -> None:
-    with _io.atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
 
 
@@ -473,6 +473,6 @@ def write_report(
         plot_coverage(cov, files[-1], len(study.z))
     text = summary_text(study, cov)
     files.append(out / "summary.txt")
-    with _io.atomic_path(files[-1]) as tmp:
+    with atomic_path(files[-1]) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return files, text

@@ -1,0 +1,210 @@
+"""``jaxvi fit`` on files against what a user would run instead, as whole processes.
+
+For each input (10⁶ datasets of 1–64 points by default: sorted Parquet, the same rows
+shuffled, and shuffled CSV with string ids) and each contender, one process is started and
+its wall time and peak resident memory (``os.wait4``) are recorded. Contenders run round-robin,
+``--reps`` times each; the first round warms the page cache (and jaxvi's compilation cache), so
+the table reports the median of the later rounds: the user's second run.
+
+Contenders, each writing one row per dataset, sorted by id, to Parquet:
+
+* ``jaxvi``: ``jaxvi fit INPUT -o OUT.parquet -q`` (statistics in DuckDB, the kernels in JAX;
+  11 columns: B, θ*, ELBO, gradient, log evidence, KL gap, q's mean, posterior mean and sd);
+* ``duckdb``: one DuckDB SQL query: n, mean and Σ(x − x̄)² (``avg``, ``var_pop``), then B, θ*,
+  ELBO and gradient in SQL, ``COPY … TO`` Parquet (6 columns; SQL has no log Φ);
+* ``polars``: the same in a lazy polars query, streamed to Parquet.
+
+Run::
+
+    python benchmarks/files.py --datasets 1000000 --reps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# The peers as scripts of their own: argv = [input, output, format]. λ = σ = 1.
+DUCKDB_PEER = r"""
+import sys, duckdb
+src, out, fmt = sys.argv[1:4]
+reader = {"parquet": "read_parquet", "csv": "read_csv"}[fmt]
+con = duckdb.connect()
+con.execute(f'''
+COPY (
+  WITH s AS (
+    SELECT dataset_id, count(x) AS n, avg(x) AS m, var_pop(x) * count(x) AS ss
+    FROM {reader}($src) GROUP BY dataset_id),
+  c AS (SELECT dataset_id, n, n * m - 1.0 AS b, n * 1.0 AS a, ss + n * m * m AS s2 FROM s),
+  t AS (SELECT *, CASE WHEN b > 0 THEN 4 * a / (b + sqrt(b * b + 8 * a))
+                       ELSE (sqrt(b * b + 8 * a) - b) / 2 END AS theta FROM c)
+  SELECT dataset_id, n, b, theta,
+         b / theta - a / (theta * theta) - ln(theta) - s2 / 2 - n / 2 * ln(2 * pi()) + 1
+           AS elbo,
+         -b / (theta * theta) + 2 * a / (theta * theta * theta) - 1 / theta AS grad
+  FROM t ORDER BY dataset_id
+) TO '{out}' (FORMAT parquet)''', {"src": src})
+"""
+
+POLARS_PEER = r"""
+import sys, math, polars as pl
+src, out, fmt = sys.argv[1:4]
+scan = pl.scan_parquet(src) if fmt == "parquet" else pl.scan_csv(src)
+s = scan.group_by("dataset_id").agg(
+    n=pl.col("x").count(), m=pl.col("x").cast(pl.Float64).mean(),
+    ss=pl.col("x").cast(pl.Float64).var(ddof=0) * pl.col("x").count())
+b = pl.col("n") * pl.col("m") - 1.0
+a = pl.col("n").cast(pl.Float64)
+root = (b * b + 8 * a).sqrt()
+theta = pl.when(b > 0).then(4 * a / (b + root)).otherwise((root - b) / 2)
+s = s.with_columns(b=b, a=a, s2=pl.col("ss") + pl.col("n") * pl.col("m") ** 2)
+s = s.with_columns(theta=theta)
+th = pl.col("theta")
+res = s.select(
+    "dataset_id", "n", "b", "theta",
+    elbo=pl.col("b") / th - pl.col("a") / th**2 - th.log() - pl.col("s2") / 2
+    - pl.col("n") / 2 * math.log(2 * math.pi) + 1,
+    grad=-pl.col("b") / th**2 + 2 * pl.col("a") / th**3 - 1 / th,
+).sort("dataset_id")
+res.sink_parquet(out)
+"""
+
+INPUTS = ("sorted_parquet", "shuffled_parquet", "shuffled_csv")
+CONTENDERS = ("jaxvi", "duckdb", "polars")
+
+
+def make_inputs(folder: Path, datasets: int, sizes: tuple[int, int], seed: int = 0) -> dict:
+    """The three input files (made once per size and kept in ``folder``)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "sorted_parquet": folder / "sorted.parquet",
+        "shuffled_parquet": folder / "shuffled.parquet",
+        "shuffled_csv": folder / "shuffled.csv",
+    }
+    if all(p.exists() for p in paths.values()):
+        return paths
+    rng = np.random.default_rng(seed)
+    n = rng.integers(sizes[0], sizes[1] + 1, datasets)
+    ids = np.repeat(np.arange(datasets, dtype=np.int64), n)
+    x = (np.repeat(rng.exponential(size=datasets), n) + rng.normal(size=n.sum())).astype(np.float32)
+    pq.write_table(pa.table({"dataset_id": ids, "x": x}), paths["sorted_parquet"])
+    perm = rng.permutation(ids.size)
+    pq.write_table(pa.table({"dataset_id": ids[perm], "x": x[perm]}), paths["shuffled_parquet"])
+    text_ids = pa.array(np.char.add("ds-", ids[perm].astype(str)))
+    pcsv.write_csv(pa.table({"dataset_id": text_ids, "x": x[perm]}), paths["shuffled_csv"])
+    return paths
+
+
+def command(contender: str, src: Path, out: Path) -> list[str]:
+    fmt = "csv" if src.suffix == ".csv" else "parquet"
+    if contender == "jaxvi":
+        return [sys.executable, "-m", "jaxvi", "fit", str(src), "-o", str(out), "-q"]
+    script = {"duckdb": DUCKDB_PEER, "polars": POLARS_PEER}[contender]
+    return [sys.executable, "-c", script, str(src), str(out), fmt]
+
+
+# Started from a bare interpreter (python -S, ~6 MB): a child's peak RSS counts the memory of
+# the process it was forked from, which here would be this script's arrays.
+_LAUNCH = (
+    "import os, sys\n"
+    "pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "print(usage.ru_maxrss)\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def run_once(cmd: list[str], env: dict) -> tuple[float, float]:
+    """Wall seconds and peak RSS in MB of one process."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", _LAUNCH, *cmd], env=env, capture_output=True, text=True
+    )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} failed:\n{proc.stderr[-2000:]}")
+    return wall, int(proc.stdout.split()[-1]) / 1024
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", type=int, default=1_000_000)
+    p.add_argument("--sizes", default="1:64", help="inclusive LOW:HIGH points per dataset")
+    p.add_argument("--reps", type=int, default=3, help="rounds; the first only warms caches")
+    p.add_argument("--inputs", default=",".join(INPUTS))
+    p.add_argument("--contenders", default=",".join(CONTENDERS))
+    p.add_argument("--dir", default=None, help="where the inputs are kept (default: a temp dir)")
+    p.add_argument("--json", default=None, help="also write the measurements here")
+    args = p.parse_args()
+    low, high = (int(v) for v in args.sizes.split(":"))
+    base = Path(args.dir or Path(os.environ.get("TMPDIR", "/tmp")) / "jaxvi-files-bench")
+    folder = base / f"{args.datasets}-{low}-{high}"
+    paths = make_inputs(folder, args.datasets, (low, high))
+    inputs = args.inputs.split(",")
+    contenders = [c for c in args.contenders.split(",") if c != "polars" or _has("polars")]
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(folder / "xla-cache"))
+    env.pop("XLA_FLAGS", None)
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for _ in range(max(args.reps, 1)):
+        for name in inputs:
+            for who in contenders:
+                out = folder / f"out-{who}.parquet"
+                times.setdefault((name, who), []).append(
+                    run_once(command(who, paths[name], out), env)
+                )
+    later = slice(1, None) if args.reps > 1 else slice(None)
+    rows = {
+        key: (
+            statistics.median(w for w, _ in runs[later]),
+            statistics.median(m for _, m in runs[later]),
+        )
+        for key, runs in times.items()
+    }
+    sizes = {name: paths[name].stat().st_size / 2**20 for name in inputs}
+    print(
+        f"# {args.datasets:,} datasets of {low}-{high} points; {os.cpu_count()} cores "
+        f"({platform.processor() or platform.machine()}); median of {max(args.reps - 1, 1)} "
+        "warm runs; whole processes"
+    )
+    print("| input | size MB | contender | wall s | peak RSS MB | jaxvi / contender (wall, RSS) |")
+    print("|---|---|---|---|---|---|")
+    for name in inputs:
+        mine = rows.get((name, "jaxvi"))
+        for who in contenders:
+            wall, rss = rows[(name, who)]
+            ratio = (
+                ""
+                if mine is None or who == "jaxvi"
+                else f"{mine[0] / wall:.2f}×, {mine[1] / rss:.2f}×"
+            )
+            print(f"| {name} | {sizes[name]:.0f} | {who} | {wall:.2f} | {rss:.0f} | {ratio} |")
+    if args.json:
+        record = [
+            {"input": n, "contender": w, "wall_s": rows[(n, w)][0], "peak_rss_mb": rows[(n, w)][1],
+             "runs": times[(n, w)]}
+            for n in inputs for w in contenders
+        ]  # fmt: skip
+        Path(args.json).write_text(json.dumps(record, indent=1))
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""The embedded engine: one DuckDB connection per job, and its errors in one line.
+
+DuckDB does *data → statistics* whenever the data is a table (DESIGN §2): it reads Parquet,
+CSV and JSON in parallel, streams them, and spills to disk past its memory limit. User text
+never becomes SQL: paths and values are bound parameters, column names quoted identifiers.
+
+Nothing here imports JAX.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+__all__ = [
+    "EngineError",
+    "arrow_batches",
+    "arrow_table",
+    "connect",
+    "duckdb_error",
+    "quote",
+    "require",
+    "run_sql",
+]
+
+INSTALL_HINT = 'pip install "jaxvi[cli]"'
+
+
+def require(module: str) -> Any:
+    """Import ``duckdb`` or ``pyarrow`` (the ``cli`` extra), or say how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ValueError(f"tables need {module}, which is not installed; {INSTALL_HINT}") from None
+
+
+def _duckdb() -> Any:
+    return require("duckdb")
+
+
+def connect(
+    *,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    temp_directory: str | os.PathLike | None = None,
+) -> Any:
+    """A new in-memory DuckDB connection.
+
+    Args:
+        memory_limit: the most memory DuckDB may use, such as ``"2GB"`` or ``"500MB"``;
+            DuckDB's default (80% of RAM) when ``None``. Group-bys and sorts larger than this
+            spill to ``temp_directory``.
+        threads: worker threads; all cores when ``None``.
+        temp_directory: where spilled data go; a fresh folder under the system's temporary
+            directory when ``None`` (DuckDB removes its files when the connection closes).
+
+    Raises:
+        ValueError: a limit DuckDB does not accept, in one line.
+    """
+    duckdb = _duckdb()
+    config: dict[str, Any] = {
+        "temp_directory": os.fspath(temp_directory or tempfile.gettempdir() + "/jaxvi_duckdb"),
+        # Results come back sorted by id, so the engine need not keep the input's order.
+        "preserve_insertion_order": False,
+    }
+    if memory_limit is not None:
+        config["memory_limit"] = str(memory_limit)
+    if threads is not None:
+        if int(threads) < 1:
+            raise ValueError(f"--threads must be a positive integer, got {threads}")
+        config["threads"] = int(threads)
+    try:
+        return duckdb.connect(":memory:", config=config)
+    except duckdb.Error as err:
+        raise duckdb_error(err, "duckdb") from None
+
+
+def quote(name: str) -> str:
+    """A SQL identifier for the column ``name``, whatever characters it holds (a double
+    quote in it is doubled).
+
+    Examples:
+        >>> print(quote("my x"))
+        "my x"
+    """
+    return '"' + name.replace('"', '""') + '"'
+
+
+_PREFIX = re.compile(r"^[A-Za-z ]*(Error|Exception): ")
+
+
+class EngineError(ValueError):
+    """A DuckDB error in one line; ``column`` names the column a CSV or JSON reader could not
+    convert to the type it had guessed from its sample of rows, if that was the error."""
+
+    def __init__(self, message: str, column: str | None = None):
+        super().__init__(message)
+        self.column = column
+
+
+def duckdb_error(err: BaseException, label: str) -> EngineError:
+    """DuckDB's error as one line that starts with ``label`` (the input as the user named it).
+
+    DuckDB's messages run over many lines (a CSV error lists the sniffer's settings); the
+    line that says what went wrong is kept, with the CSV line number and the offending line
+    when there are some.
+    """
+    text = str(err).strip()
+    lines = [s.strip() for s in text.splitlines() if s.strip()]
+    head = _PREFIX.sub("", lines[0]) if lines else type(err).__name__
+    fields = dict(
+        m.groups() for s in lines if (m := re.match(r"^(file|Original Line) ?[=:] ?(.*)$", s))
+    )
+    where = fields.get("file", label)
+    column = re.search(r'converting column "(.+?)"', text)
+    csv_line = re.match(r"CSV Error on Line: (\d+)", head)
+    if csv_line:
+        reason = next(
+            (_PREFIX.sub("", s) for s in lines[1:] if not s.startswith("Original Line")), ""
+        )
+        original = fields.get("Original Line", "")
+        return EngineError(
+            f"{where}: line {csv_line[1]}: {reason} ({original!r})", column and column[1]
+        )
+    if "magic bytes" in head or "parquet" in head.lower():
+        return EngineError(f"{where}: not a readable Parquet file ({head})")
+    return EngineError(f"{label}: {head}")
+
+
+def run_sql(con: Any, sql: str, params: Mapping[str, Any] | None, label: str) -> Any:
+    """Run ``sql`` now (its results stay in DuckDB); DuckDB errors become one-line
+    :class:`ValueError` naming ``label``."""
+    duckdb = _duckdb()
+    try:
+        return con.execute(sql, dict(params or {}))
+    except duckdb.Error as err:
+        raise duckdb_error(err, label) from None
+
+
+def arrow_table(con: Any, sql: str, params: Mapping[str, Any] | None, label: str) -> Any:
+    """The whole result of ``sql`` as an Arrow table; errors translated."""
+    duckdb = _duckdb()
+    try:
+        return con.sql(sql, params=dict(params or {})).to_arrow_table()
+    except duckdb.Error as err:
+        raise duckdb_error(err, label) from None
+
+
+def arrow_batches(
+    con: Any, sql: str, params: Mapping[str, Any] | None, label: str, rows: int
+) -> Iterator[Any]:
+    """The result of ``sql`` as Arrow record batches of exactly ``rows`` rows (the last may
+    hold fewer), streamed: DuckDB hands over a vector of rows at a time, and only about one
+    batch is held here. Errors while the query runs are translated too."""
+    pa = require("pyarrow")
+    duckdb = _duckdb()
+    pending: list[Any] = []
+    count = 0
+    try:
+        for part in con.sql(sql, params=dict(params or {})).to_arrow_reader(rows):
+            pending.append(part)
+            count += part.num_rows
+            while count >= rows:
+                table = pa.Table.from_batches(pending)
+                yield from table.slice(0, rows).combine_chunks().to_batches()
+                rest = table.slice(rows)
+                pending, count = rest.to_batches(), rest.num_rows
+    except duckdb.Error as err:
+        raise duckdb_error(err, label) from None
+    if count:
+        yield from pa.Table.from_batches(pending).combine_chunks().to_batches()

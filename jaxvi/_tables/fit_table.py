@@ -1,0 +1,368 @@
+"""``fit_table``: every dataset of a file, a glob, a folder or a DataFrame, solved.
+
+DuckDB turns the table into per-dataset statistics with one group-by
+(:mod:`jaxvi._tables.statistics`); they leave it in Arrow record batches of bounded size, and
+each batch is solved by one jitted kernel (:mod:`jaxvi._tables.kernel`) and handed on at once.
+Memory stays bounded however many datasets there are, and DuckDB spills to disk past its
+memory limit.
+
+This module imports JAX only when the first batch is solved, so the ``jaxvi`` command starts
+the query while JAX loads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from jaxvi._tables.engine import connect
+from jaxvi._tables.sources import open_source
+from jaxvi._tables.statistics import Layout, StatsBatch, plan_statistics, show, statistics_batches
+
+__all__ = ["TableFit", "fit_table"]
+
+BATCH_SIZE = 1 << 18
+
+
+def positive(name: str, value: Any) -> float:
+    """``value`` as a float, checked finite and > 0.
+
+    Examples:
+        >>> positive("lam", 2)
+        2.0
+        >>> positive("sigma", -1)
+        Traceback (most recent call last):
+        ...
+        ValueError: sigma must be a positive finite number, got -1
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return number
+
+
+def _work_dtype(dtype: Any) -> np.dtype:
+    """The compute dtype: float32 by default; float64 needs JAX's x64 mode (else float32
+    with a warning, as :func:`jaxvi.fit` does)."""
+    import jax
+
+    want = np.dtype(np.float64 if jax.config.jax_enable_x64 else np.float32)
+    if dtype is not None:
+        want = np.dtype(dtype)
+        if want.kind != "f" or want.itemsize not in (4, 8):
+            raise ValueError(f"dtype must be float32 or float64, got {want}")
+    if want == np.float64 and not jax.config.jax_enable_x64:
+        warnings.warn(
+            "fit_table: float64 with jax_enable_x64 off is computed in float32; enable x64 "
+            "(JAX_ENABLE_X64=1) for float64 results",
+            UserWarning,
+            stacklevel=3,
+        )
+        want = np.dtype(np.float32)
+    return want
+
+
+class TableFit:
+    """One run of :func:`fit_table`: the checked input, then result batches on demand.
+
+    Opening checks the input's columns and types (so bad input fails before anything is
+    computed); :meth:`batches` runs the query and yields one Arrow record batch of results
+    per batch of statistics. :attr:`metadata` describes the run once :meth:`batches` is done.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        *,
+        id: str = "dataset_id",
+        x: str = "x",
+        lam: float | str | Callable[..., Any] = 1.0,
+        sigma: float | str = 1.0,
+        theta: float | None = None,
+        dtype: Any = None,
+        exact: bool = True,
+        batch_size: int = BATCH_SIZE,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+        temp_directory: str | os.PathLike | None = None,
+        label: str | None = None,
+    ):
+        self.lam_column = lam if isinstance(lam, str) else None
+        self.sigma_column = sigma if isinstance(sigma, str) else None
+        self.estimate = lam if callable(lam) else None
+        self.lam = None if self.lam_column or self.estimate else positive("lam", lam)
+        self.sigma = None if self.sigma_column else positive("sigma", sigma)
+        self.theta = None if theta is None else positive("theta", theta)
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.dtype_request = dtype
+        self.exact = exact
+        self.con = connect(
+            memory_limit=memory_limit, threads=threads, temp_directory=temp_directory
+        )
+        src = open_source(self.con, source)
+        if label is not None:
+            src = type(src)(label, src.fmt, src.files, src.columns, src.types)
+        self.layout: Layout = plan_statistics(
+            self.con, src, id=id, x=x, lam=self.lam_column, sigma=self.sigma_column
+        )
+        self.num_datasets = 0
+        self.lam_estimate: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.layout.label
+
+    def batches(
+        self, progress: bool = False, before_solve: Callable[[], None] | None = None
+    ) -> Iterator[Any]:
+        """Arrow record batches of results (:data:`~jaxvi._tables.kernel.RESULT_COLUMNS`),
+        sorted by id. ``progress`` draws bars on stderr: DuckDB's progress through the input,
+        then the datasets solved. ``before_solve`` is called once, when the first statistics
+        have left DuckDB."""
+        stats: Any = statistics_batches(self.con, self.layout, self.batch_size)
+        with _QueryProgress(self.con, progress, self.label):
+            if self.estimate is not None:
+                stats = list(stats)  # λ̂ needs every dataset: O(D) statistics in memory
+            else:
+                stats = itertools.chain([next(stats)], stats)  # the query's blocking part
+        bar = progress_bar(progress, "datasets")
+        try:
+            for k, batch in enumerate(stats):
+                if k == 0:
+                    if before_solve is not None:
+                        before_solve()
+                    self.dtype = _work_dtype(self.dtype_request)
+                    if self.estimate is not None:
+                        self.lam_estimate = self._estimate(stats)
+                yield self._result_batch(batch)
+                self.num_datasets += len(batch)
+                if bar is not None:
+                    bar.update(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _result_batch(self, batch: StatsBatch) -> Any:
+        import pyarrow as pa
+
+        from jaxvi._tables.kernel import RESULT_COLUMNS
+
+        cols = self._solve(batch)
+        return pa.record_batch([batch.ids, *cols.values()], names=list(RESULT_COLUMNS))
+
+    def _estimate(self, stats: list[StatsBatch]) -> float:
+        from jaxvi._stats import SuffStats
+
+        assert self.estimate is not None
+        from jaxvi._tables.kernel import rebase
+
+        whole = [np.concatenate([getattr(b, f) for b in stats]) for f in SuffStats._fields]
+        fields = rebase(*whole, self.dtype)
+        sigma = (
+            np.concatenate([b.sigma for b in stats if b.sigma is not None]).astype(self.dtype)
+            if self.sigma_column
+            else self.sigma
+        )
+        value = float(self.estimate(SuffStats(*fields), sigma=sigma))
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"{self.label}: the estimate of lam is {value!r}; it exists only when some "
+                "datasets' means are above 0"
+            )
+        return value
+
+    def _solve(self, batch: StatsBatch) -> dict[str, np.ndarray]:
+        from jaxvi._tables.kernel import rebase, solve_rows
+
+        dt = self.dtype
+        stats = rebase(batch.n, batch.sum_x, batch.sum_x2, batch.shift, dt)
+        with np.errstate(invalid="ignore", over="ignore"):
+            beyond = ~np.isfinite(stats[1] + stats[2] + stats[3]) & np.isfinite(
+                batch.sum_x + batch.sum_x2 + batch.shift
+            )
+        if beyond.any():
+            i = int(np.argmax(beyond))
+            raise ValueError(
+                f"{self.label}: dataset {show(batch.ids[i].as_py())} has values beyond "
+                f"{dt.name} (mean {show(batch.shift[i])}); compute in float64"
+            )
+        lam = batch.lam if self.lam_column else self.lam_estimate or self.lam
+        sigma = batch.sigma if self.sigma_column else self.sigma
+        return solve_rows(
+            stats, lam, sigma, self.theta, dtype=dt, exact=self.exact, batch=self.batch_size
+        )
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """λ, σ, the dtype, jaxvi's version and the input, as text."""
+        from jaxvi import __version__
+
+        meta = {"jaxvi_version": __version__, "input": self.label}
+        if self.lam_estimate is not None:
+            meta.update(lam=repr(self.lam_estimate), lam_estimated="true")
+        else:
+            meta["lam"] = f"column {self.lam_column}" if self.lam_column else repr(self.lam)
+        meta["sigma"] = f"column {self.sigma_column}" if self.sigma_column else repr(self.sigma)
+        if self.theta is not None:
+            meta["fixed_theta"] = repr(self.theta)
+        meta["dtype"] = getattr(self, "dtype", np.dtype(np.float32)).name
+        return meta
+
+
+def fit_table(
+    source: Any,
+    *,
+    id: str = "dataset_id",
+    x: str = "x",
+    lam: float | str | Callable[..., Any] = 1.0,
+    sigma: float | str = 1.0,
+    theta: float | None = None,
+    dtype: Any = None,
+    exact: bool = True,
+    batch_size: int = BATCH_SIZE,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+) -> Any:
+    """Fit every dataset of a table and return one row of results per dataset, sorted by id.
+
+    DuckDB groups the rows by id and computes each dataset's statistics (n, the mean and
+    ``Σ(x − x̄)²``, by stable methods, in DOUBLE); JAX solves them. Statistics leave DuckDB in
+    batches of ``batch_size`` datasets, so memory stays bounded however many datasets there
+    are, and DuckDB spills to disk past ``memory_limit``.
+
+    Args:
+        source: a long table (one row per observation: columns ``id`` and ``x``, rows in any
+            order, a dataset's rows possibly spread over several files) or a statistics table
+            (``dataset_id, n, sum_x, sum_x2`` and optionally ``shift``, the value the sums are
+            taken about). A path to a Parquet, CSV (delimiter and header detected) or JSON
+            file, a glob (``"runs/*.parquet"``), a folder (read recursively), or an in-memory
+            pandas or polars DataFrame or Arrow table, which DuckDB scans in place.
+        id: the dataset id column (integers or strings).
+        x: the value column of a long table.
+        lam: prior rate λ > 0: a number; the name of a column holding each dataset's λ (it
+            must not vary within a dataset); or a function ``f(stats, sigma=...) -> λ`` of
+            every dataset's :class:`~jaxvi.SuffStats`, such as :func:`jaxvi.estimate_lam`
+            (then all statistics are held in memory first).
+        sigma: noise scale σ > 0: a number or the name of a column.
+        theta: evaluate q at this rate instead of θ* (``None``: θ*).
+        dtype: ``float32`` or ``float64`` (needs ``jax_enable_x64``); JAX's default float
+            when ``None``.
+        exact: compute ``log_evidence`` and ``kl_gap`` (NaN otherwise).
+        batch_size: datasets per batch out of DuckDB and per kernel call.
+        memory_limit: DuckDB's memory limit, such as ``"2GB"``; larger group-bys spill.
+        threads: DuckDB's threads; all cores when ``None``.
+        progress: draw a progress bar (datasets solved) on stderr, when tqdm is installed.
+
+    Returns:
+        A ``pyarrow.Table`` with columns ``dataset_id, n, b, theta, elbo, grad,
+        log_evidence, kl_gap, q_mean, post_mean, post_sd`` (``q_mean = 1/theta``; ``post_*``
+        the exact posterior's mean and sd), one row per dataset sorted by id, and the run's
+        λ, σ, dtype, input and jaxvi version in its schema metadata.
+
+    Raises:
+        ValueError: one line naming the input and the column, dataset id or parameter at
+            fault: a missing file or column, an unreadable file, ids that are neither
+            integers nor text, values that are not numbers, a missing, NaN or infinite
+            value, duplicate ids in a statistics table, λ or σ that is not positive or varies
+            within a dataset.
+
+    Examples:
+        >>> import pyarrow as pa
+        >>> from jaxvi import fit_table
+        >>> data = pa.table({"dataset_id": ["b", "a", "b"], "x": [1.0, 2.0, 3.0]})
+        >>> res = fit_table(data, lam=2.0)
+        >>> res["dataset_id"].to_pylist(), res["n"].to_pylist()
+        (['a', 'b'], [1, 2])
+        >>> [round(t, 4) for t in res["theta"].to_pylist()]
+        [1.4142, 1.2361]
+    """
+    import pyarrow as pa
+
+    from jaxvi._tables.kernel import RESULT_COLUMNS
+
+    run = TableFit(
+        source,
+        id=id,
+        x=x,
+        lam=lam,
+        sigma=sigma,
+        theta=theta,
+        dtype=dtype,
+        exact=exact,
+        batch_size=batch_size,
+        memory_limit=memory_limit,
+        threads=threads,
+    )
+    batches = list(run.batches(progress))
+    if batches:
+        table = pa.Table.from_batches(batches)
+    else:  # pragma: no cover - an empty input raises before
+        table = pa.table({c: [] for c in RESULT_COLUMNS})
+    return table.replace_schema_metadata(run.metadata)
+
+
+class _QueryProgress:
+    """A bar of DuckDB's progress through the input (its group-by reads everything before the
+    first statistics come out), polled from a thread while the query runs."""
+
+    def __init__(self, con: Any, enabled: bool, label: str):
+        self.con, self.label = con, label
+        self.bar = progress_bar(enabled, "%", total=100, desc=f"reading {label}")
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, name="jaxvi-query-progress", daemon=True)
+
+    def __enter__(self) -> _QueryProgress:
+        if self.bar is not None:
+            self.con.execute(
+                "SET enable_progress_bar = true; SET enable_progress_bar_print = false; "
+                "SET progress_bar_time = 0"
+            )
+            self.thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self.done.wait(0.2):
+            done = self.con.query_progress()
+            if done >= 0 and self.bar is not None:
+                self.bar.update(max(0.0, round(done, 1) - self.bar.n))
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        if self.bar is not None:
+            self.thread.join()
+            self.bar.close()
+
+
+def progress_bar(enabled: bool, unit: str, total: int | None = None, desc: str = "") -> Any:
+    """A tqdm bar on stderr, or ``None`` when disabled or tqdm is missing. Short runs never
+    draw one (``delay``), so a quick failure prints only its error line."""
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the bar is a nicety; without the cli extra there is none
+        return None
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=True,
+        file=sys.stderr,
+        delay=1.0,
+        leave=False,
+        dynamic_ncols=True,
+    )

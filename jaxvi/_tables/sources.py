@@ -1,0 +1,181 @@
+"""Where a table comes from: a file, a glob, a folder or an in-memory frame, as DuckDB sees it.
+
+:func:`open_source` turns what the user passed into a :class:`Source`: a ``FROM`` clause
+whose paths are bound parameters, the columns with their DuckDB types, and a label for error
+messages. pandas and polars DataFrames and Arrow tables are scanned in place.
+
+Nothing here imports JAX: the command opens its input and starts the query while JAX loads.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from jaxvi._tables.engine import run_sql
+
+__all__ = ["Source", "file_format", "open_source"]
+
+# File name endings DuckDB reads (compressed too), and their format.
+_ENDINGS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+}
+_COMPRESSED = ("", ".gz", ".zst")
+_READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
+_VIEW = "jaxvi_source"
+
+
+def file_format(path: str | os.PathLike) -> str | None:
+    """``'parquet'``, ``'csv'``, ``'json'`` or ``'npz'`` by the name's ending; ``None`` if
+    none of them.
+
+    Examples:
+        >>> file_format("runs/part-0.parquet"), file_format("a.CSV.gz"), file_format("b.npz")
+        ('parquet', 'csv', 'npz')
+    """
+    name = Path(path).name.lower()
+    if name.endswith(".npz"):
+        return "npz"
+    for ending, fmt in _ENDINGS.items():
+        if any(name.endswith(ending + c) for c in _COMPRESSED):
+            return fmt
+    return None
+
+
+@dataclass(frozen=True)
+class Source:
+    """A table as DuckDB reads it.
+
+    Attributes:
+        label: how messages name it: the path, glob or folder as given, or the frame's kind.
+        fmt: ``'parquet'``, ``'csv'``, ``'json'``, or ``'frame'`` for an in-memory table.
+        files: the files read, sorted (empty for a frame).
+        columns: column name → DuckDB type (``'BIGINT'``, ``'VARCHAR'``, ``'DOUBLE'``, ...).
+        types: columns whose type is imposed on the reader (CSV and JSON only).
+    """
+
+    label: str
+    fmt: str
+    files: tuple[str, ...] = ()
+    columns: dict[str, str] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def relation(self) -> str:
+        """The ``FROM`` clause; its parameters are :attr:`params`."""
+        if self.fmt == "frame":
+            return _VIEW
+        extra = ", types = $types" if self.types else ""
+        return f"{_READERS[self.fmt]}($files, union_by_name = true{extra})"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"files": list(self.files)} if self.files else {}
+        if self.types:
+            params["types"] = self.types
+        return params
+
+    def sql(self, select: str) -> str:
+        """``select`` with ``{src}`` replaced by this source's ``FROM`` clause."""
+        return select.replace("{src}", self.relation)
+
+    def with_types(self, con: Any, types: dict[str, str]) -> Source:
+        """The same files with the columns in ``types`` read as those DuckDB types (so that a
+        CSV value column holding text can be searched for the text)."""
+        if self.fmt not in ("csv", "json"):
+            return self
+        return _describe(con, replace(self, types={**self.types, **types}))
+
+
+def _files_of(source: str) -> tuple[list[str], str]:
+    """The files ``source`` names (a file, a glob or a folder), sorted, and their format."""
+    path = Path(source)
+    if any(c in source for c in "*?[") and not path.exists():
+        files = sorted(f for f in glob.glob(source, recursive=True) if Path(f).is_file())
+        if not files:
+            raise ValueError(f"{source}: no files match")
+    elif path.is_dir():
+        files = sorted(
+            str(p)
+            for p in path.rglob("*")
+            if p.is_file()
+            and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+            and file_format(p) not in (None, "npz")
+        )
+        if not files:
+            raise ValueError(f"{source}: the folder holds no Parquet, CSV or JSON file")
+    elif not path.exists():
+        raise ValueError(f"{source}: no such file")
+    else:
+        files = [source]
+    formats = {file_format(f) for f in files}
+    if None in formats:
+        odd = next(f for f in files if file_format(f) is None)
+        raise ValueError(
+            f"{odd}: unknown table format; use .parquet, .csv, .tsv, .json, .jsonl or .ndjson "
+            "(optionally .gz or .zst)"
+        )
+    if len(formats) > 1:
+        raise ValueError(f"{source}: mixes formats ({', '.join(sorted(formats))}); use one")
+    for f in files:
+        if os.path.getsize(f) == 0:
+            raise ValueError(f"{f}: file is empty")
+    return files, formats.pop()
+
+
+def _frame(obj: Any) -> Any | None:
+    """An object DuckDB scans in place (Arrow, pandas), or ``None`` if ``obj`` is none."""
+    module = type(obj).__module__.split(".")[0]
+    if module == "polars":
+        return obj.to_arrow()  # zero-copy
+    if module in ("pyarrow", "pandas") or hasattr(obj, "__arrow_c_stream__"):
+        return obj
+    return None
+
+
+def _describe(con: Any, src: Source) -> Source:
+    rows = run_sql(con, src.sql("DESCRIBE SELECT * FROM {src}"), src.params, src.label)
+    return replace(src, columns={row[0]: row[1] for row in rows.fetchall()})
+
+
+def open_source(con: Any, source: Any) -> Source:
+    """Open ``source`` on the DuckDB connection ``con``.
+
+    Args:
+        con: a DuckDB connection (:func:`~jaxvi._tables.engine.connect`).
+        source: a path (``str`` or ``os.PathLike``) to a Parquet, CSV (delimiter and header
+            detected) or JSON file; a glob (``"runs/*.parquet"``, ``"data/**/*.csv"``); a
+            folder, read recursively (names starting with ``.`` or ``_`` are skipped); or a
+            pandas DataFrame, polars DataFrame or Arrow table. The files of a glob or folder
+            share one format; their columns are matched by name.
+
+    Returns:
+        A :class:`Source` with its columns.
+
+    Raises:
+        ValueError: one line naming the path and the problem (no such file, no match, an
+            empty or unreadable file, an unknown format).
+    """
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        files, fmt = _files_of(text)
+        if fmt == "npz":
+            raise ValueError(f"{text}: an NPZ file is not a table; use jaxvi fit, which reads it")
+        return _describe(con, Source(text, fmt, tuple(files)))
+    frame = _frame(source)
+    if frame is None:
+        raise TypeError(
+            "source must be a path, a glob, a folder, a pandas or polars DataFrame or an Arrow "
+            f"table; got {type(source).__name__}"
+        )
+    con.register(_VIEW, frame)
+    return _describe(con, Source(f"{type(source).__module__.split('.')[0]} table", "frame"))

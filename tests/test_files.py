@@ -1,0 +1,145 @@
+"""Files out and back (jaxvi._tables.files): formats, metadata, atomic writes, NPZ input."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+from jaxvi._tables import files
+
+
+def _write(path, columns, metadata=None):
+    with files.output_table(path, metadata) as writer:
+        writer.write(columns)
+
+
+@pytest.mark.parametrize("ext", ["parquet", "csv", "npz"])
+def test_columns_and_metadata_round_trip_in_every_format(tmp_path, ext):
+    path = tmp_path / f"r.{ext}"
+    ids = np.array(["b", "a,c", 'say "hi"'])
+    x = np.array([0.5, -1.25, 1e-30], np.float32)
+    _write(path, {"dataset_id": ids, "x": x}, {"lam": "2.5", "dtype": "float32"})
+    meta = files.read_metadata(path)
+    assert meta == {"lam": "2.5", "dtype": "float32"}
+    cols = files.read_columns(path, ("dataset_id", "x"))
+    assert cols["dataset_id"].tolist() == ids.tolist()
+    np.testing.assert_array_equal(cols["x"].astype(np.float32), x)
+
+
+def test_csv_is_plain_for_every_reader_and_its_metadata_is_beside_it(tmp_path):
+    path = tmp_path / "r.csv"
+    x = np.random.default_rng(0).normal(size=50).astype(np.float32)
+    _write(path, {"dataset_id": np.arange(50), "x": x}, {"lam": "2"})
+    first = path.read_text().splitlines()[0]
+    assert first.replace('"', "") == "dataset_id,x"  # one header line, then rows
+    # Default options of three readers, and the float32 values back bit for bit.
+    got = [
+        pcsv.read_csv(path).column("x").to_numpy(),
+        pl.read_csv(path)["x"].to_numpy(),
+        pd.read_csv(path)["x"].to_numpy(),
+    ]
+    for values in got:
+        np.testing.assert_array_equal(values.astype(np.float32), x)
+    assert json.loads(files.sidecar_path(path).read_text()) == {"lam": "2"}
+    assert files.sidecar_path(path).name == "r.csv.json"
+
+
+def test_failed_write_leaves_no_file_and_no_sidecar(tmp_path):
+    with pytest.raises(RuntimeError), files.output_table(tmp_path / "r.csv") as writer:
+        writer.write({"x": np.arange(3)})
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_gets_the_usual_permissions(tmp_path):
+    out = tmp_path / "out.csv"
+    with files.atomic_path(out) as tmp:
+        tmp.write_text("x\n")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("r.txt", r"unknown output format '\.txt'"), ("r.csv.gz", "unknown output format")],
+)
+def test_unknown_output_format_is_refused(tmp_path, name, message):
+    with pytest.raises(ValueError, match=message):
+        files.output_format(tmp_path / name)
+
+
+def test_output_that_is_a_folder_is_refused(tmp_path):
+    (tmp_path / "r.parquet").mkdir()
+    with pytest.raises(ValueError, match="is a folder"), files.output_table(tmp_path / "r.parquet"):
+        pass
+
+
+def test_npz_ragged_layout_becomes_shifted_statistics_and_keeps_empty_datasets(tmp_path):
+    path = tmp_path / "d.npz"
+    values = np.array([1e6 + 0.5, 1e6 - 0.5, 3.0, 4.0, 8.0])
+    np.savez(path, values=values, offsets=np.array([0, 2, 2, 5]), ids=np.array([7, 3, 5]))
+    table = files.read_npz(path)
+    assert table.column_names == ["dataset_id", "n", "sum_x", "sum_x2", "shift"]
+    assert table["dataset_id"].to_pylist() == [7, 3, 5]
+    assert table["n"].to_pylist() == [2.0, 0.0, 3.0]
+    assert table["shift"].to_pylist() == [1e6 + 0.5, 0.0, 3.0]
+    assert table["sum_x"].to_pylist() == [-1.0, 0.0, 6.0]
+    assert table["sum_x2"].to_pylist() == [1.0, 0.0, 26.0]
+
+
+def test_npz_long_columns_and_statistics_are_tables(tmp_path):
+    np.savez(tmp_path / "l.npz", dataset_id=np.array(["q", "p"]), x=np.array([1.0, 2.0]))
+    assert files.read_npz(tmp_path / "l.npz").column_names == ["dataset_id", "x"]
+    np.savez(tmp_path / "s.npz", n=np.array([2.0]), sum_x=np.array([1.0]), sum_x2=np.array([3.0]))
+    stats = files.read_npz(tmp_path / "s.npz")
+    assert stats["dataset_id"].to_pylist() == [0] and stats["n"].to_pylist() == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"values": np.ones(3), "offsets": np.array([0, 2, 1, 3])}, "never decrease"),
+        ({"values": np.ones(3)}, "missing array 'offsets'"),
+        ({"values": np.array([1.0, np.nan]), "offsets": np.array([0, 1, 2])},
+         "dataset 1 has a non-finite value = nan"),
+        ({"values": np.ones(2), "offsets": np.array([0, 2]), "ids": np.array([1, 2])},
+         r"'ids' has shape \(2,\), expected \(1,\)"),
+    ],
+)  # fmt: skip
+def test_bad_npz_names_the_problem(tmp_path, arrays, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=message):
+        files.read_npz(path)
+
+
+def test_unreadable_npz_and_parquet_metadata(tmp_path):
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable NPZ file"):
+        files.read_npz(tmp_path / "bad.npz")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not parquet")
+    with pytest.raises(ValueError, match="not a readable Parquet file"):
+        files.read_metadata(tmp_path / "bad.parquet")
+
+
+def test_read_columns_names_a_missing_column(tmp_path):
+    _write(tmp_path / "r.parquet", {"dataset_id": np.arange(2), "x": np.ones(2)})
+    with pytest.raises(ValueError, match="missing column 'z'"):
+        files.read_columns(tmp_path / "r.parquet", ("dataset_id", "z"))
+
+
+def test_long_tables_keep_repeated_ids_small(tmp_path):
+    # A long table's ids repeat: dictionary-encoded they cost a few bits a row.
+    ids = np.repeat(np.arange(1000), 50)
+    with files.output_table(tmp_path / "d.parquet", dictionary=("dataset_id",)) as w:
+        w.write({"dataset_id": ids, "x": np.zeros(ids.size, np.float32)})
+    assert (tmp_path / "d.parquet").stat().st_size < 60_000
+    assert pq.read_table(tmp_path / "d.parquet")["dataset_id"].to_numpy().tolist() == (ids.tolist())

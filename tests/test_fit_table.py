@@ -1,0 +1,387 @@
+"""``jaxvi.fit_table``: tables of every kind, through DuckDB, against ``jaxvi.fit``.
+
+Each test makes its own files or frames. Results must not depend on the format, the row
+order, how rows are spread over files, the batch size, or whether the table holds the values
+or their statistics; bad input must fail with one line naming the dataset.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from helpers import assert_b_close
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxvi import Ragged, SuffStats, estimate_lam, fit, fit_table
+from jaxvi._tables.fit_table import TableFit
+from jaxvi._tables.kernel import RESULT_COLUMNS
+
+LAM, SIGMA = 1.5, 0.8
+
+
+def _groups(seed: int, num: int, *, mean=None, sd: float = 1.0, sizes=(1, 12)) -> list:
+    rng = np.random.default_rng(seed)
+    centre = rng.exponential(size=num) if mean is None else np.full(num, mean)
+    return [
+        (c + sd * rng.standard_normal(rng.integers(sizes[0], sizes[1] + 1))).astype(np.float32)
+        for c in centre
+    ]
+
+
+def _long(groups: list, ids: list, *, seed: int | None = 0) -> pa.Table:
+    """A long table of ``groups`` with ``ids``, rows shuffled unless ``seed`` is None."""
+    col_ids = np.repeat(np.array(ids), [len(g) for g in groups])
+    values = np.concatenate(groups)
+    if seed is not None:
+        perm = np.random.default_rng(seed).permutation(len(values))
+        col_ids, values = col_ids[perm], values[perm]
+    return pa.table({"dataset_id": col_ids, "x": values})
+
+
+def _fit_rows(groups: list, lam=LAM, sigma=SIGMA, **kw):
+    values = np.concatenate(groups)
+    offsets = np.r_[0, np.cumsum([len(g) for g in groups])]
+    return fit(Ragged(values, offsets), lam, sigma, **kw)
+
+
+def _assert_matches_fit(table: pa.Table, groups: list, lam=LAM, sigma=SIGMA, rtol=2e-5, **kw):
+    """``table``'s rows (sorted by id = the order of ``groups``) against ``fit``."""
+    sol = _fit_rows(groups, lam, sigma, **kw)
+    assert table.column_names == list(RESULT_COLUMNS)
+    assert table["n"].to_pylist() == [len(g) for g in groups]
+    for name in ("theta", "elbo", "log_evidence"):
+        np.testing.assert_allclose(table[name].to_numpy(), getattr(sol, name), rtol=rtol)
+    assert_b_close(table["b"].to_numpy(), sol.b, lam, rtol)
+    np.testing.assert_allclose(table["kl_gap"].to_numpy(), sol.kl_gap, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(table["q_mean"].to_numpy(), 1 / sol.theta, rtol=rtol)
+
+
+GROUPS = _groups(1, 60)
+IDS = [f"d{i:03d}" for i in range(60)]  # sorted as text
+
+
+def test_arrow_table_in_any_order_matches_fit():
+    res = fit_table(_long(GROUPS, IDS), lam=LAM, sigma=SIGMA)
+    assert res["dataset_id"].to_pylist() == IDS
+    _assert_matches_fit(res, GROUPS)
+    meta = res.schema.metadata
+    assert meta[b"lam"] == b"1.5" and meta[b"sigma"] == b"0.8" and meta[b"dtype"] == b"float32"
+    assert meta[b"input"] == b"pyarrow table" and meta[b"jaxvi_version"]
+
+
+def test_integer_ids_sort_as_numbers():
+    ids = [10 * i for i in range(60)][::-1]  # 590, 580, ... as the groups' ids
+    res = fit_table(_long(GROUPS, ids), lam=LAM, sigma=SIGMA)
+    assert res["dataset_id"].to_pylist() == sorted(ids)
+    assert res.schema.field("dataset_id").type == pa.int64()
+    _assert_matches_fit(res, GROUPS[::-1])
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv_semicolon", "tsv", "jsonl", "pandas", "polars"])
+def test_every_format_and_frame_gives_the_same_rows(tmp_path, kind):
+    table = _long(GROUPS, IDS)
+    if kind == "parquet":
+        source = tmp_path / "d.parquet"
+        pq.write_table(table, source)
+    elif kind in ("csv_semicolon", "tsv"):
+        source = tmp_path / ("d.csv" if kind == "csv_semicolon" else "d.tsv")
+        opts = pcsv.WriteOptions(delimiter=";" if kind == "csv_semicolon" else "\t")
+        pcsv.write_csv(table, source, write_options=opts)
+    elif kind == "jsonl":
+        source = tmp_path / "d.jsonl"
+        rows = table.to_pylist()
+        source.write_text("".join(f'{{"dataset_id": "{r["dataset_id"]}", "x": {r["x"]!r}}}\n'
+                                  for r in rows))  # fmt: skip
+    elif kind == "pandas":
+        source = table.to_pandas()
+        assert isinstance(source, pd.DataFrame)
+    else:
+        source = pl.from_arrow(table)
+    res = fit_table(source, lam=LAM, sigma=SIGMA)
+    assert res["dataset_id"].to_pylist() == IDS
+    _assert_matches_fit(res, GROUPS)
+
+
+def test_rows_of_a_dataset_spread_over_files_of_a_glob_and_a_folder(tmp_path):
+    table = _long(GROUPS, IDS)
+    folder = tmp_path / "runs"
+    (folder / "part").mkdir(parents=True)
+    for k, lo in enumerate(range(0, table.num_rows, 97)):
+        where = folder / "part" if k % 2 else folder
+        pq.write_table(table.slice(lo, 97), where / f"p{k}.parquet")
+    (folder / "_SUCCESS").write_text("")  # markers and hidden files are skipped
+    (folder / ".p0.parquet.tmp").write_text("partial")
+    for source in (folder, str(folder / "**" / "*.parquet")):
+        res = fit_table(source, lam=LAM, sigma=SIGMA)
+        assert res["dataset_id"].to_pylist() == IDS
+        _assert_matches_fit(res, GROUPS)
+
+
+def test_statistics_table_gives_the_rows_of_its_data():
+    shift = np.array([g[0] for g in GROUPS], np.float64)
+    stats = pa.table(
+        {
+            "dataset_id": IDS[::-1],
+            "n": [len(g) for g in GROUPS][::-1],
+            "sum_x": [float((g - s).sum()) for g, s in zip(GROUPS, shift, strict=True)][::-1],
+            "sum_x2": [float(((g - s) ** 2).sum()) for g, s in zip(GROUPS, shift, strict=True)][
+                ::-1
+            ],
+            "shift": shift[::-1],
+        }
+    )
+    res = fit_table(stats, lam=LAM, sigma=SIGMA)
+    assert res["dataset_id"].to_pylist() == IDS
+    _assert_matches_fit(res, GROUPS)
+
+
+def test_batches_of_any_size_give_the_same_rows():
+    table = _long(GROUPS, IDS)
+    whole = fit_table(table, lam=LAM, sigma=SIGMA)
+    small = fit_table(table, lam=LAM, sigma=SIGMA, batch_size=7)
+    assert small["dataset_id"].to_pylist() == IDS
+    for name in RESULT_COLUMNS[1:]:
+        np.testing.assert_array_equal(small[name].to_numpy(), whole[name].to_numpy(), name)
+
+
+def test_per_dataset_lam_and_sigma_columns_follow_their_dataset():
+    rng = np.random.default_rng(2)
+    lam = rng.uniform(0.5, 3.0, len(GROUPS))
+    sigma = rng.uniform(0.5, 2.0, len(GROUPS))
+    table = _long(GROUPS, IDS, seed=None)
+    sizes = [len(g) for g in GROUPS]
+    table = table.append_column("prior", pa.array(np.repeat(lam, sizes)))
+    table = table.append_column("noise", pa.array(np.repeat(sigma, sizes).astype(np.float32)))
+    res = fit_table(table, lam="prior", sigma="noise")
+    _assert_matches_fit(res, GROUPS, lam.astype(np.float32), sigma.astype(np.float32))
+    assert res.schema.metadata[b"lam"] == b"column prior"
+
+
+def test_lam_estimate_is_the_type_ii_ml_lam_of_every_dataset():
+    groups = _groups(3, 400, sizes=(1, 20))
+    res = fit_table(_long(groups, list(range(400))), lam=estimate_lam, sigma=SIGMA)
+    values = np.concatenate(groups)
+    offsets = np.r_[0, np.cumsum([len(g) for g in groups])]
+    n = np.diff(offsets).astype(np.float32)
+    sums = np.add.reduceat(values.astype(np.float64), offsets[:-1])
+    sums2 = np.add.reduceat(values.astype(np.float64) ** 2, offsets[:-1])
+    want = float(estimate_lam(SuffStats(n, sums.astype(np.float32), sums2.astype(np.float32)),
+                              sigma=SIGMA))  # fmt: skip
+    meta = res.schema.metadata
+    assert meta[b"lam_estimated"] == b"true"
+    lam_hat = float(meta[b"lam"])
+    assert lam_hat == pytest.approx(want, rel=1e-4)
+    _assert_matches_fit(res, groups, lam_hat)
+
+
+@pytest.mark.parametrize("mean", [1e3, -1e4, 1e6])
+def test_data_far_from_zero_keep_their_spread(mean):
+    groups = _groups(4, 20, mean=mean, sizes=(2, 3000))
+    groups = [g.astype(np.float64) for g in groups]
+    res = fit_table(_long(groups, list(range(20))), lam=LAM, sigma=SIGMA)
+    # The reference: float64 sums about each dataset's mean, then fit's kernels.
+    sol = _fit_rows(groups, dtype=np.float32)
+    n = np.array([len(g) for g in groups], float)
+    centred = np.array([((g - g.mean()) ** 2).sum() for g in groups])
+    np.testing.assert_allclose(res["theta"].to_numpy(), sol.theta, rtol=2e-6)
+    np.testing.assert_allclose(res["b"].to_numpy(), sol.b, rtol=2e-6)
+    # log p's spread term −Σ(x − x̄)²/(2σ²) must survive: compare the log evidence with the
+    # one computed from the exact centred sums (kl_gap is a function of t alone).
+    lp = res["log_evidence"].to_numpy().astype(np.float64)
+    lp_fit = sol.log_evidence.astype(np.float64)
+    scale = np.abs(lp_fit) + centred / (2 * SIGMA**2) + n
+    assert (np.abs(lp - lp_fit) <= 4e-6 * scale).all()
+
+
+@pytest.mark.float64
+@pytest.mark.parametrize("mean", [0.0, 1e3, 1e6])
+def test_float64_matches_fit_including_far_means(mean):
+    groups = [g.astype(np.float64) for g in _groups(5, 30, mean=mean, sizes=(1, 2000))]
+    res = fit_table(_long(groups, list(range(30))), lam=LAM, sigma=SIGMA, dtype=np.float64)
+    sol = _fit_rows(groups)
+    assert res["theta"].type == pa.float64()
+    # DuckDB's Welford sums lose about ε·|mean|/sd relative in Σ(x − x̄)²: 1e-10 at 10⁶ sd.
+    rtol = 1e-13 if mean == 0 else 1e-12 if mean == 1e3 else 3e-10
+    for name in ("b", "theta", "elbo", "log_evidence", "kl_gap"):
+        np.testing.assert_allclose(
+            res[name].to_numpy(), getattr(sol, name), rtol=rtol, err_msg=name
+        )
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**16), cuts=st.lists(st.integers(1, 400), min_size=0, max_size=4))
+def test_row_order_and_files_change_nothing_but_rounding(tmp_path_factory, seed, cuts):
+    table = _long(GROUPS, IDS, seed=seed)
+    folder = tmp_path_factory.mktemp("parts")
+    edges = sorted({0, table.num_rows, *(c % table.num_rows for c in cuts)})
+    for k, (lo, hi) in enumerate(itertools.pairwise(edges)):
+        pq.write_table(table.slice(lo, hi - lo), folder / f"{k}.parquet")
+    res = fit_table(folder, lam=LAM, sigma=SIGMA)
+    assert res["dataset_id"].to_pylist() == IDS
+    _assert_matches_fit(res, GROUPS)
+
+
+def test_spills_to_disk_below_the_group_by_state(tmp_path):
+    # 200,000 datasets in random order: DuckDB's group-by state (ids, counts, means, Welford
+    # sums) and the sort need more than 30 MB. The query spills instead of failing, and
+    # gives every dataset; forbidden to spill, the same query runs out of memory.
+    num = 200_000
+    rng = np.random.default_rng(6)
+    ids = rng.permutation(np.repeat(np.arange(num), 2))
+    x = rng.normal(size=ids.size).astype(np.float32)
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"dataset_id": ids, "x": x}), path)
+    res = fit_table(path, memory_limit="30MB", threads=1)
+    assert res.num_rows == num
+    assert res["dataset_id"].to_numpy().tolist() == list(range(num))
+    assert (res["n"].to_numpy() == 2).all()
+    order = np.argsort(ids, kind="stable")
+    pairs = x[order].reshape(num, 2).astype(np.float64)
+    np.testing.assert_allclose(res["b"].to_numpy(), pairs.sum(1) - 1.0, rtol=1e-5, atol=1e-5)
+    run = TableFit(path, memory_limit="30MB", threads=1)
+    run.con.execute("SET max_temp_directory_size = '0KB'")
+    with pytest.raises(ValueError, match=r"d\.parquet: .*(offload|Out of Memory|allocate)"):
+        list(run.batches())
+
+
+BAD = {
+    "missing_column": (pa.table({"dataset_id": [1], "y": [2.0]}), {}, "missing column 'x'"),
+    "text_value": (
+        pa.table({"dataset_id": [1, 9], "x": ["2.0", "two"]}),
+        {},
+        "dataset 9 has a non-numeric x = 'two'",
+    ),
+    "wrong_type": (
+        pa.table({"dataset_id": [1], "x": [True]}),
+        {},
+        "column 'x' holds BOOLEAN values; need numbers",
+    ),
+    "float_ids": (
+        pa.table({"dataset_id": [1.5], "x": [2.0]}),
+        {},
+        "column 'dataset_id' must hold integer or string ids, not DOUBLE values",
+    ),
+    "nan": (
+        pa.table({"dataset_id": ["a", "b", "b"], "x": [2.0, 1.0, float("nan")]}),
+        {},
+        "dataset 'b' has a non-finite x = nan",
+    ),
+    "inf": (
+        pa.table({"dataset_id": [3, 7], "x": [1.0, float("-inf")]}),
+        {},
+        "dataset 7 has a non-finite x = -inf",
+    ),
+    "missing_value": (
+        pa.table({"dataset_id": [3, 3, 4], "x": [1.0, None, 2.0]}),
+        {},
+        "dataset 3 has a missing x",
+    ),
+    "missing_id": (
+        pa.table({"dataset_id": [3, None], "x": [1.0, 2.0]}),
+        {},
+        "column 'dataset_id' has a missing id",
+    ),
+    "no_rows": (
+        pa.table({"dataset_id": pa.array([], pa.int64()), "x": pa.array([], pa.float64())}),
+        {},
+        "no data rows",
+    ),
+    "duplicate_stats": (
+        pa.table({"dataset_id": [4, 4], "n": [1, 2], "sum_x": [0.0, 0.0], "sum_x2": [0.0, 0.0]}),
+        {},
+        "dataset 4 appears more than once in a statistics table",
+    ),
+    "impossible_stats": (
+        pa.table({"dataset_id": ["k"], "n": [2], "sum_x": [1.0], "sum_x2": [0.1]}),
+        {},
+        "dataset 'k' has sum_x = 1.0 and sum_x2 = 0.1 with n = 2.0",
+    ),
+    "negative_n": (
+        pa.table({"dataset_id": [5], "n": [-1], "sum_x": [0.0], "sum_x2": [0.0]}),
+        {},
+        "dataset 5 has n = -1.0; need an integer >= 0",
+    ),
+    "lam_varies": (
+        pa.table({"dataset_id": [1, 2, 2], "x": [1.0, 2.0, 3.0], "l": [1.0, 0.5, 2.0]}),
+        {"lam": "l"},
+        "dataset 2 has more than one l (0.5 and 2.0)",
+    ),
+    "lam_not_positive": (
+        pa.table({"dataset_id": [1, 2], "x": [1.0, 2.0], "l": [1.0, -3.0]}),
+        {"lam": "l"},
+        "dataset 2 has l = -3.0; need a positive finite number",
+    ),
+    "lam_zero": (pa.table({"dataset_id": [1], "x": [1.0]}), {"lam": 0.0}, "lam must be a"),
+    "sigma_missing_column": (
+        pa.table({"dataset_id": [1], "x": [1.0]}),
+        {"sigma": "s"},
+        "missing column 's'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_names_the_dataset_or_column(case):
+    table, kw, message = BAD[case]
+    with pytest.raises(ValueError) as info:
+        fit_table(table, **kw)
+    text = str(info.value)
+    assert message in text and "\n" not in text
+
+
+def test_bad_files_name_the_file(tmp_path):
+    with pytest.raises(ValueError, match=r"nothing\*\.parquet: no files match"):
+        fit_table(str(tmp_path / "nothing*.parquet"))
+    with pytest.raises(ValueError, match="folder holds no Parquet, CSV or JSON file"):
+        fit_table(tmp_path)
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match=r"empty\.csv: file is empty"):
+        fit_table(tmp_path / "empty.csv")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(ValueError, match=r"bad\.parquet: not a readable Parquet file"):
+        fit_table(tmp_path / "bad.parquet")
+    (tmp_path / "d.txt").write_text("dataset_id,x\n1,2\n")
+    with pytest.raises(ValueError, match="unknown table format"):
+        fit_table(tmp_path / "d.txt")
+
+
+def test_a_csv_value_that_is_no_number_past_the_sniffed_rows_names_the_line(tmp_path):
+    # DuckDB types a CSV column from a sample of rows; text after the sample fails the query.
+    path = tmp_path / "late.csv"
+    rows = "".join(f"{i},{i * 0.5}\n" for i in range(30_000))
+    path.write_text("dataset_id,x\n" + rows + "7,abc\n")
+    with pytest.raises(ValueError) as info:
+        fit_table(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: ") and "\n" not in text
+    assert "dataset 7 has a non-numeric x = 'abc'" in text
+
+
+def test_user_text_is_never_sql(tmp_path):
+    path = tmp_path / "o'brien data.csv"
+    path.write_text('id "q",my x\na,1.0\na,2.0\n')
+    res = fit_table(path, id='id "q"', x="my x")
+    assert res["dataset_id"].to_pylist() == ["a"] and res["n"].to_pylist() == [2]
+
+
+def test_float32_in_float32_out_and_no_warning():
+    res = fit_table(_long(GROUPS[:3], IDS[:3]))
+    assert res["theta"].type == pa.float32()
+    assert res["n"].type == pa.int64()
+
+
+def test_float64_without_x64_warns_and_computes_float32():
+    if jax.config.jax_enable_x64:
+        pytest.skip("x64 is on")
+    with pytest.warns(UserWarning, match="computed in float32"):
+        res = fit_table(_long(GROUPS[:3], IDS[:3]), dtype=np.float64)
+    assert res["theta"].type == pa.float32()
