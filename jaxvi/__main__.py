@@ -1,7 +1,5 @@
 """``python -m jaxvi`` runs the ``jaxvi`` command."""
 
-import sys
+from jaxvi.cli import run
 
-from jaxvi.cli import main
-
-sys.exit(main())
+run()

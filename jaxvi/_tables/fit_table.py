@@ -29,7 +29,7 @@ from jaxvi._tables.statistics import Layout, StatsBatch, plan_statistics, show, 
 
 __all__ = ["TableFit", "fit_table"]
 
-BATCH_SIZE = 1 << 18
+BATCH_SIZE = 1 << 16
 
 
 def positive(name: str, value: Any) -> float:
@@ -124,6 +124,16 @@ class TableFit:
     @property
     def label(self) -> str:
         return self.layout.label
+
+    def close(self) -> None:
+        """Close DuckDB's connection (its spilled files go with it)."""
+        self.con.close()
+
+    def __enter__(self) -> TableFit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def batches(
         self, progress: bool = False, before_solve: Callable[[], None] | None = None
@@ -294,7 +304,7 @@ def fit_table(
 
     from jaxvi._tables.kernel import RESULT_COLUMNS
 
-    run = TableFit(
+    with TableFit(
         source,
         id=id,
         x=x,
@@ -306,8 +316,8 @@ def fit_table(
         batch_size=batch_size,
         memory_limit=memory_limit,
         threads=threads,
-    )
-    batches = list(run.batches(progress))
+    ) as run:
+        batches = list(run.batches(progress))
     if batches:
         table = pa.Table.from_batches(batches)
     else:  # pragma: no cover - an empty input raises before

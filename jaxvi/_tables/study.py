@@ -229,7 +229,13 @@ def fit_file(
     source: Any = input_path
     if file_format(input_path) == "npz":
         source = read_npz(input_path, id=id_column, x=value_column)
-    run = TableFit(
+
+    def ready() -> None:
+        if before_solve is not None:
+            before_solve()
+        enable_dtype(dtype)  # x64 for float64, before any JAX array exists
+
+    with TableFit(
         source,
         id=id_column,
         x=value_column,
@@ -241,19 +247,13 @@ def fit_file(
         memory_limit=memory_limit,
         threads=threads,
         label=os.fspath(input_path),
-    )
-
-    def ready() -> None:
-        if before_solve is not None:
-            before_solve()
-        enable_dtype(dtype)  # x64 for float64, before any JAX array exists
-
-    batches = 0
-    with output_table(output_path) as writer:
-        for batch in run.batches(progress, ready):
-            writer.metadata = run.metadata
-            writer.write(batch)
-            batches += 1
-            _pause()
+    ) as run:
+        batches = 0
+        with output_table(output_path) as writer:
+            for batch in run.batches(progress, ready):
+                writer.metadata = run.metadata
+                writer.write(batch)
+                batches += 1
+                _pause()
     lam_text = run.metadata["lam"]
     return FitSummary(run.num_datasets, batches, lam_text, time.perf_counter() - t0)
