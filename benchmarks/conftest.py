@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxvi._bench import compiled_thunk as compile_and_warm  # noqa: F401 (for the suites)
-from jaxvi._bench import device_summary, padded_workload, ragged_workload
+from jaxvi._tools.bench import compiled_thunk as compile_and_warm  # noqa: F401 (for the suites)
+from jaxvi._tools.bench import device_summary, padded_workload, ragged_workload
 
 SCALE = float(os.environ.get("JAXVI_BENCH_SCALE", "1"))
 ROUNDS = int(os.environ.get("JAXVI_BENCH_ROUNDS", "5"))

@@ -14,7 +14,8 @@ from typing import Any
 
 import jax
 
-from jaxvi import _batch, _buckets
+from jaxvi._fit import buckets as _buckets
+from jaxvi._fit import fit as _batch
 
 # (label, owner, attribute, block inside the timer)
 STAGES: tuple[tuple[str, Any, str, bool], ...] = (

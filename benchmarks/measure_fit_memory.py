@@ -51,7 +51,7 @@ def main() -> None:
     jax.config.update("jax_num_cpu_devices", args.devices)
     import numpy as np
 
-    import jaxvi._batch as batch
+    import jaxvi._fit.fit as batch
     from jaxvi import Ragged, fit
 
     compiles = []

@@ -21,7 +21,7 @@ import jax
 from fit_stages import timed_stages
 
 from jaxvi import Ragged, fit
-from jaxvi._bench import device_summary, fit_timings, ragged_workload
+from jaxvi._tools.bench import device_summary, fit_timings, ragged_workload
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ arrays are made outside the timer.
 If even the cheapest route takes longer than a budget, no ``fit`` built from these primitives
 meets that target. The routes:
 
-* host raw windows, as ``fit`` copies them: :func:`jaxvi._buckets.gather_block` over every
+* host raw windows, as ``fit`` copies them: :func:`jaxvi._fit.buckets.gather_block` over every
   bucket, in memory order, in two threads, then ``fit``'s masked sums of each block on the
   device; and the copies alone (a partial route). Datasets longer than 4096 values are left
   out;
@@ -47,10 +47,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvi import Ragged, fit
-from jaxvi._batch import _window_sums
-from jaxvi._buckets import Flat, gather_block, ladder, split_buckets
-from jaxvi._dtypes import float_dtype
-from jaxvi._stats import sum_and_sum_sq
+from jaxvi._fit.buckets import Flat, gather_block, ladder, split_buckets
+from jaxvi._fit.fit import _window_sums
+from jaxvi._model.dtypes import float_dtype
+from jaxvi._stats.padded import sum_and_sum_sq
 from jaxvi.bench import compiled_thunk, device_summary, ragged_workload, time_round_robin
 
 
@@ -169,7 +169,7 @@ def main() -> None:
         np.add.reduceat(values, starts),
         np.add.reduceat(values * values, starts),
     )
-    from jaxvi._bench import numpy_reduceat, torch_segment_reduce
+    from jaxvi._tools.bench import numpy_reduceat, torch_segment_reduce
 
     peers = {"NumPy peer (reduceat, float64)": lambda: numpy_reduceat(values, offsets)}
     if importlib.util.find_spec("torch"):

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from jaxvi import Ragged
-from jaxvi._bench import device_summary, fit_timings, ragged_workload
+from jaxvi._tools.bench import device_summary, fit_timings, ragged_workload
 
 
 def main() -> None:

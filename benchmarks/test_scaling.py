@@ -8,7 +8,7 @@ import pytest
 from conftest import SCALE, scaled
 
 from jaxvi import Ragged, fit
-from jaxvi._bench import ragged_workload
+from jaxvi._tools.bench import ragged_workload
 
 # At a smoke-test scale the three sizes would only compile three sets of tiny shapes.
 SIZES = [100_000, 1_000_000, 10_000_000] if SCALE >= 0.01 else [1_000_000]

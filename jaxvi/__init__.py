@@ -22,27 +22,27 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 # Public name → the private module that defines it.
 _WHERE = {
-    "fit": "jaxvi._batch",
-    "b": "jaxvi._closed_form",
-    "elbo": "jaxvi._closed_form",
-    "elbo_grad": "jaxvi._closed_form",
-    "theta_star": "jaxvi._closed_form",
-    "Padded": "jaxvi._data",
-    "Ragged": "jaxvi._data",
-    "estimate_lam": "jaxvi._empirical_bayes",
-    "Posterior": "jaxvi._exact",
-    "kl_gap": "jaxvi._exact",
-    "log_evidence": "jaxvi._exact",
-    "posterior": "jaxvi._exact",
-    "posterior_quantile": "jaxvi._exact",
-    "elbo_mc": "jaxvi._mc",
-    "simulate": "jaxvi._simulate",
-    "Solution": "jaxvi._solve",
-    "relative_grad": "jaxvi._solve",
-    "solve": "jaxvi._solve",
-    "SuffStats": "jaxvi._stats",
-    "suff_stats": "jaxvi._stats",
-    "suff_stats_ragged": "jaxvi._stats",
+    "fit": "jaxvi._fit.fit",
+    "b": "jaxvi._model.closed_form",
+    "elbo": "jaxvi._model.closed_form",
+    "elbo_grad": "jaxvi._model.closed_form",
+    "theta_star": "jaxvi._model.closed_form",
+    "Padded": "jaxvi._stats.data",
+    "Ragged": "jaxvi._stats.data",
+    "estimate_lam": "jaxvi._model.empirical_bayes",
+    "Posterior": "jaxvi._model.exact",
+    "kl_gap": "jaxvi._model.exact",
+    "log_evidence": "jaxvi._model.exact",
+    "posterior": "jaxvi._model.exact",
+    "posterior_quantile": "jaxvi._model.exact",
+    "elbo_mc": "jaxvi._model.mc",
+    "simulate": "jaxvi._stats.simulate",
+    "Solution": "jaxvi._model.solve",
+    "relative_grad": "jaxvi._model.solve",
+    "solve": "jaxvi._model.solve",
+    "SuffStats": "jaxvi._stats.padded",
+    "suff_stats": "jaxvi._stats.padded",
+    "suff_stats_ragged": "jaxvi._stats.padded",
     "fit_table": "jaxvi._tables.fit_table",
 }
 
@@ -62,25 +62,25 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - what type checkers and IDEs see
-    from jaxvi._batch import fit as fit
-    from jaxvi._closed_form import b as b
-    from jaxvi._closed_form import elbo as elbo
-    from jaxvi._closed_form import elbo_grad as elbo_grad
-    from jaxvi._closed_form import theta_star as theta_star
-    from jaxvi._data import Padded as Padded
-    from jaxvi._data import Ragged as Ragged
-    from jaxvi._empirical_bayes import estimate_lam as estimate_lam
-    from jaxvi._exact import Posterior as Posterior
-    from jaxvi._exact import kl_gap as kl_gap
-    from jaxvi._exact import log_evidence as log_evidence
-    from jaxvi._exact import posterior as posterior
-    from jaxvi._exact import posterior_quantile as posterior_quantile
-    from jaxvi._mc import elbo_mc as elbo_mc
-    from jaxvi._simulate import simulate as simulate
-    from jaxvi._solve import Solution as Solution
-    from jaxvi._solve import relative_grad as relative_grad
-    from jaxvi._solve import solve as solve
-    from jaxvi._stats import SuffStats as SuffStats
-    from jaxvi._stats import suff_stats as suff_stats
-    from jaxvi._stats import suff_stats_ragged as suff_stats_ragged
+    from jaxvi._fit.fit import fit as fit
+    from jaxvi._model.closed_form import b as b
+    from jaxvi._model.closed_form import elbo as elbo
+    from jaxvi._model.closed_form import elbo_grad as elbo_grad
+    from jaxvi._model.closed_form import theta_star as theta_star
+    from jaxvi._model.empirical_bayes import estimate_lam as estimate_lam
+    from jaxvi._model.exact import Posterior as Posterior
+    from jaxvi._model.exact import kl_gap as kl_gap
+    from jaxvi._model.exact import log_evidence as log_evidence
+    from jaxvi._model.exact import posterior as posterior
+    from jaxvi._model.exact import posterior_quantile as posterior_quantile
+    from jaxvi._model.mc import elbo_mc as elbo_mc
+    from jaxvi._model.solve import Solution as Solution
+    from jaxvi._model.solve import relative_grad as relative_grad
+    from jaxvi._model.solve import solve as solve
+    from jaxvi._stats.data import Padded as Padded
+    from jaxvi._stats.data import Ragged as Ragged
+    from jaxvi._stats.padded import SuffStats as SuffStats
+    from jaxvi._stats.padded import suff_stats as suff_stats
+    from jaxvi._stats.padded import suff_stats_ragged as suff_stats_ragged
+    from jaxvi._stats.simulate import simulate as simulate
     from jaxvi._tables.fit_table import fit_table as fit_table

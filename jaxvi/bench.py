@@ -17,7 +17,7 @@ Examples:
     (['jnp.sum', 'solve'], 3)
 """
 
-from jaxvi._bench import (
+from jaxvi._tools.bench import (
     BenchReport,
     BenchRow,
     compiled_thunk,

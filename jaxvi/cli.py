@@ -62,7 +62,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from jaxvi._demo import QUANTILES, run_demo
+    from jaxvi._tools.demo import QUANTILES, run_demo
 
     r = run_demo(
         args.num_datasets, sizes=args.sizes, lam=args.lam, sigma=args.sigma, seed=args.seed
@@ -242,7 +242,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     loader.start()
     lam: Any = args.lam_column or args.lam or 1.0
     if lam == "estimate":
-        from jaxvi._empirical_bayes import estimate_lam
+        from jaxvi._model.empirical_bayes import estimate_lam
 
         lam = estimate_lam
     try:
@@ -395,7 +395,7 @@ def _add_report(sub) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from jaxvi._bench import parse_peers, run_bench
+    from jaxvi._tools.bench import parse_peers, run_bench
 
     peers = parse_peers(args.peers)
     report = run_bench(

@@ -23,18 +23,18 @@ def main(port: int, process_id: int, inputs: str, output: str) -> None:
     )
     import numpy as np
 
-    import jaxvi._batch
+    import jaxvi._fit.fit
     from jaxvi import Ragged, fit
 
     # Every block must be one global array over both processes' devices.
     global_blocks = []
-    row_sums = jaxvi._batch._row_sums
+    row_sums = jaxvi._fit.fit._row_sums
 
     def spy(y):
         global_blocks.append(len(y.sharding.device_set) == 4 and not y.is_fully_addressable)
         return row_sums(y)
 
-    jaxvi._batch._row_sums = spy
+    jaxvi._fit.fit._row_sums = spy
 
     assert jax.process_count() == 2 and jax.device_count() == 4
     data = np.load(inputs)

@@ -98,7 +98,7 @@ def test_raw_windows_and_host_shifted_blocks_give_the_same_rows(monkeypatch):
     """float32 data go to the device as raw windows (shifted and masked there); the host
     shifted, zero-padded blocks (used for float64 or integer data in float32) agree."""
     raw = fit(to_ragged(DATA), **OPTS)
-    monkeypatch.setattr("jaxvi._batch._raw_windows", lambda flat, dtype: False)
+    monkeypatch.setattr("jaxvi._fit.fit._raw_windows", lambda flat, dtype: False)
     assert_solutions_close(fit(to_ragged(DATA), **OPTS), raw)
 
 
@@ -233,7 +233,7 @@ def test_second_fit_with_the_same_bucket_shapes_compiles_nothing():
 
 
 def test_compiled_shapes_grow_like_log_of_the_longest_dataset():
-    from jaxvi._batch import _row_sums, _solve_stats
+    from jaxvi._fit.fit import _row_sums, _solve_stats
 
     rng = np.random.default_rng(6)
     lengths = np.unique(np.geomspace(1, 3000, 400).astype(int))
@@ -290,7 +290,7 @@ def test_permuting_datasets_permutes_results(seed):
 
 
 def test_next_block_is_shipped_before_the_current_one_is_awaited(monkeypatch):
-    from jaxvi._batch import _Devices
+    from jaxvi._fit.fit import _Devices
 
     events = []
     put, fetch = _Devices.put, _Devices.fetch
@@ -327,7 +327,7 @@ def test_next_block_is_shipped_before_the_current_one_is_awaited(monkeypatch):
     fine=st.booleans(),
 )
 def test_row_counts_cover_every_row_with_bounded_padding(count, full_exp, devices, fine):
-    from jaxvi._buckets import row_counts
+    from jaxvi._fit.buckets import row_counts
 
     min_rows = devices * 8
     full = min_rows << full_exp

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxvi._bench import (
+from jaxvi._tools.bench import (
     BenchReport,
     BenchRow,
     closed_form_numpy,

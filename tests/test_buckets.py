@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxvi._buckets import (
+from jaxvi._fit.buckets import (
     _SPLIT_VALUES,
     Flat,
     aligned_empty,

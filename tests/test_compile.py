@@ -10,7 +10,7 @@ from compile_counter import BACKEND_COMPILE_EVENT, count_compilations
 from jax._src import dispatch
 
 import jaxvi
-from jaxvi._demo import _pipeline
+from jaxvi._tools.demo import _pipeline
 
 
 def _stats(num: int, seed: int) -> jaxvi.SuffStats:

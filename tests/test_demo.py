@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import jaxvi
-from jaxvi._demo import QUANTILES, DemoReport, run_demo
+from jaxvi._tools.demo import QUANTILES, DemoReport, run_demo
 
 # The doctest of run_demo uses the same workload, so the simulation compiles once.
 NUM, SIZES, SEED = 1000, (1, 8), 0

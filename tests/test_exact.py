@@ -26,11 +26,12 @@ from jaxvi import (
     posterior_quantile,
     theta_star,
 )
-from jaxvi._tails import _KL_TABLE_EDGES, at_optimum, kl_at_optimum
+from jaxvi._model.tails import _KL_TABLE_EDGES, at_optimum, kl_at_optimum
 
 DTYPES = [jnp.float32, pytest.param(jnp.float64, marks=pytest.mark.float64)]
 LAM, SIGMA, N = 0.7, 1.3, 4.0
-# One point on each side of every switch in jaxvi._tails (f32: 2, 4, 8, 10; f64: 6, 20) and t ≥ 0.
+# One point on each side of every switch in jaxvi._model.tails (f32: 2, 4, 8, 10; f64: 6, 20)
+# and t ≥ 0.
 T_POINTS = (3.0, 0.4, -0.6, -1.7, -2.5, -5.0, -7.0, -9.0, -12.0, -25.0)
 
 
@@ -97,7 +98,8 @@ def _kl(n, lam, sigma, sum_x, sum_x2, theta):
 
 @pytest.mark.float64
 def test_check_grads_log_evidence_and_kl_gap():
-    """Against finite differences at one point on each side of every switch of jaxvi._tails."""
+    """Against finite differences at one point on each side of every switch of
+    jaxvi._model.tails."""
     # The kernels are elementwise, so a batch of points checks each point: the directional
     # derivative of row i depends on row i's tangent only.
     st = _stats_at(np.array(T_POINTS), jnp.float64)

@@ -2,7 +2,7 @@
 
 References: ``tests/reference/exact_reference.npz``, made by
 ``tests/reference/make_exact_reference.py`` from float32 inputs (exact in both dtypes) over the
-contract's domain, plus a dense sweep of ``t`` through every switch point of ``jaxvi._tails``.
+contract's domain, plus a dense sweep of ``t`` through every switch point of ``jaxvi._model.tails``.
 
 Run as a script to print the worst error of each quantity (the numbers of the closing note):
 
@@ -29,7 +29,7 @@ REF = np.load(Path(__file__).parent / "reference" / "exact_reference.npz")
 # small against the log Mills ratios whose difference it is.
 # The KL gap is held to more than its row: float32 data reach it through kl_gap, and the
 # data row is 1e-6. Measured worst 6.7e-7 (t = −1e7, the 1/y² series) and 7.0e-7 (2θ*, θ*/2);
-# 4.0e-6 at t ≈ 0 before jaxvi._tails took float32 KL on [−8, 4) from a table.
+# 4.0e-6 at t ≈ 0 before jaxvi._model.tails took float32 KL on [−8, 4) from a table.
 TOL = {
     "float32": {"log_evidence_ulp": 8.0, "rel": 1e-4, "kl_rel": 1e-6, "quantile_rel": 3e-5},
     "float64": {"log_evidence_ulp": 32.0, "rel": 1e-10, "kl_rel": 1e-10, "quantile_rel": 1e-12},

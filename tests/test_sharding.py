@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from jax.sharding import NamedSharding, PartitionSpec
 from test_batch import OPTS, make_datasets, to_ragged
 
-import jaxvi._batch
+import jaxvi._fit.fit
 from jaxvi import Solution, fit
 
 
@@ -18,14 +18,14 @@ def test_blocks_are_sharded_over_every_device_by_default(monkeypatch):
     assert jax.device_count() == 4
     seen = []
     for name in ("_row_sums", "_window_sums"):  # long rows, rows of raw windows
-        kernel = getattr(jaxvi._batch, name)
+        kernel = getattr(jaxvi._fit.fit, name)
 
         def spy(*args, kernel=kernel):
             out = kernel(*args)
             seen.append((kernel, out[0].sharding))
             return out
 
-        monkeypatch.setattr(jaxvi._batch, name, spy)
+        monkeypatch.setattr(jaxvi._fit.fit, name, spy)
     fit(make_datasets(0, 100), **OPTS)
     assert len({k for k, _ in seen}) == 2  # both kinds of block ran
     for _, sharding in seen:

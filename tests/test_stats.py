@@ -122,7 +122,7 @@ def test_two_output_sums_over_pieces_and_their_rest(length):
     of a tree sum (2·ε·log2(2L) of the terms' sum): the lengths hit one run (up to 2·PIECE),
     two pieces and a rest of 1, a rest of 31, and a long row. A one-by-one sum of the long
     row breaks that bound (checked by setting PIECE past the length)."""
-    from jaxvi._stats import PIECE, sum_and_sum_sq
+    from jaxvi._stats.padded import PIECE, sum_and_sum_sq
 
     assert PIECE == 32  # the lengths above are chosen around it
     rng = np.random.default_rng(length)

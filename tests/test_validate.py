@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from jaxvi import Padded, Ragged, SuffStats, fit
-from jaxvi._batch import _row_sums, _solve_stats
+from jaxvi._fit.fit import _row_sums, _solve_stats
 
 F32 = np.float32
 VALUES = np.arange(1.0, 10.0, dtype=F32)
@@ -24,7 +24,7 @@ def _refuse(*args, **kwargs):
 @pytest.fixture(autouse=True)
 def no_solve(monkeypatch):
     """A rejected input is never solved."""
-    monkeypatch.setattr("jaxvi._batch._solve_stats", _refuse)
+    monkeypatch.setattr("jaxvi._fit.fit._solve_stats", _refuse)
 
 
 def non_finite(data) -> bool:
@@ -68,7 +68,7 @@ def bad(values=VALUES, offsets=OFFSETS) -> Ragged:
 )
 def test_bad_data_is_rejected_with_the_dataset_and_the_problem(data, match, monkeypatch):
     if not non_finite(data):  # shapes, offsets, lengths: before any compute
-        monkeypatch.setattr("jaxvi._batch._row_sums", _refuse)
+        monkeypatch.setattr("jaxvi._fit.fit._row_sums", _refuse)
     with pytest.raises(ValueError, match=match):
         fit(data)
 

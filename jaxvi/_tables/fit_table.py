@@ -174,7 +174,7 @@ class TableFit:
         return pa.record_batch([batch.ids, *cols.values()], names=list(RESULT_COLUMNS))
 
     def _estimate(self, stats: list[StatsBatch]) -> float:
-        from jaxvi._stats import SuffStats
+        from jaxvi._stats.padded import SuffStats
 
         assert self.estimate is not None
         from jaxvi._tables.kernel import rebase

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvi._exact import posterior
-from jaxvi._solve import solve
-from jaxvi._stats import SuffStats
+from jaxvi._model.exact import posterior
+from jaxvi._model.solve import solve
+from jaxvi._stats.padded import SuffStats
 
 __all__ = ["RESULT_COLUMNS", "rebase", "solve_rows", "warm"]
 

@@ -89,7 +89,7 @@ def simulation_chunks(
     """
     import jax
 
-    from jaxvi._simulate import simulate
+    from jaxvi._stats.simulate import simulate
 
     high = sizes if isinstance(sizes, int) else sizes[1]
     per_chunk = max(1, min(_SIM_DATASETS, _SIM_ROWS // max(high, 1)))

@@ -16,7 +16,7 @@ Two groups of rows:
 * ``domain``: log-uniform over the contract's domain, N ∈ [0, 10⁶] (some n = 0),
   |B| ∈ [10⁻⁶, 10¹²] with either sign, λ ∈ [10⁻⁴, 10⁴], σ ∈ [0.1, 10];
 * ``dense_t``: σ = 1, n = 1, λ = 1 and t = B dense over [−10⁴, 10³], log-spaced in |t| and
-  packed around the switch points of jaxvi._tails (y = 3, 4, 6, 10, 20, …).
+  packed around the switch points of jaxvi._model.tails (y = 3, 4, 6, 10, 20, …).
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
-from jaxvi._dtypes import float_dtype
-from jaxvi._stats import SuffStats
+from jaxvi._model.dtypes import float_dtype
+from jaxvi._stats.padded import SuffStats
 
 __all__ = ["b", "elbo", "elbo_grad", "theta_star"]
 

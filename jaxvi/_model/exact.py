@@ -7,8 +7,8 @@ The posterior of ``z`` is Normal(B/a, 1/a) truncated to ``z ≥ 0``. With ``t = 
     \log p(x) = C - 1 + \frac{B^2}{2a} + \tfrac12\log\frac{2\pi}{a} + \log\Phi(t), \qquad
     \mathrm{KL}(q_{\theta^*}\,\|\,p(z\mid x)) = \log p(x) - \mathrm{ELBO}(\theta^*).
 
-Every function is elementwise, jitted, and safe in the tails (see :mod:`jaxvi._tails`);
-``t`` comes from the compensated ``B`` of :func:`jaxvi._closed_form.model`, so it is right to
+Every function is elementwise, jitted, and safe in the tails (see :mod:`jaxvi._model.tails`);
+``t`` comes from the compensated ``B`` of :func:`jaxvi._model.closed_form.model`, so it is right to
 about an ulp however much ``Σx/σ²`` and ``λ`` cancel. An empty dataset (``n = 0``) has the
 prior as posterior: log p = 0, KL = 0, mean 1/λ, variance 1/λ². Kernels never raise on values:
 an invalid dataset (λ ≤ 0, σ ≤ 0, non-finite statistics) gives NaN in its own row only.
@@ -22,9 +22,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxvi._closed_form import Model, log_prior_const, model
-from jaxvi._stats import SuffStats
-from jaxvi._tails import HALF_LOG_2PI, AtOptimum, at_optimum, mills, truncated_quantile
+from jaxvi._model.closed_form import Model, log_prior_const, model
+from jaxvi._model.tails import HALF_LOG_2PI, AtOptimum, at_optimum, mills, truncated_quantile
+from jaxvi._stats.padded import SuffStats
 
 __all__ = ["Posterior", "kl_gap", "log_evidence", "posterior", "posterior_quantile"]
 
@@ -135,7 +135,7 @@ def kl_gap(
 ) -> jax.Array:
     r"""``KL(q_θ ‖ p(z|x)) = log p(x) − ELBO(θ)`` without forming either side.
 
-    At θ* it is a function of ``t = B/√a`` alone (:func:`jaxvi._tails.at_optimum`). At
+    At θ* it is a function of ``t = B/√a`` alone (:func:`jaxvi._model.tails.at_optimum`). At
     another θ we add
 
     .. math::
@@ -231,7 +231,7 @@ def posterior_quantile(
     """Quantiles of the exact posterior, for credible intervals.
 
     Finite wherever Φ(t) underflows: for ``t < 0`` the quantile is found by Newton steps on
-    the log tail probability (:func:`jaxvi._tails.truncated_quantile`). For an empty dataset
+    the log tail probability (:func:`jaxvi._model.tails.truncated_quantile`). For an empty dataset
     it is the prior's, ``−log(1 − p)/λ``.
 
     Args:

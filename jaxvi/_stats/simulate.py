@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxvi._data import Padded
-from jaxvi._dtypes import float_dtype
+from jaxvi._model.dtypes import float_dtype
+from jaxvi._stats.data import Padded
 
 __all__ = ["simulate"]
 

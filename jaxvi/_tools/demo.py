@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvi._exact import posterior
-from jaxvi._simulate import simulate
-from jaxvi._solve import Solution, relative_grad, solve
-from jaxvi._stats import suff_stats
+from jaxvi._model.exact import posterior
+from jaxvi._model.solve import Solution, relative_grad, solve
+from jaxvi._stats.padded import suff_stats
+from jaxvi._stats.simulate import simulate
 
 __all__ = ["QUANTILES", "DemoReport", "run_demo"]
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxvi._dtypes import float_dtype
+from jaxvi._model.dtypes import float_dtype
 
 __all__ = ["SuffStats", "suff_stats", "suff_stats_ragged"]
 

@@ -22,9 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvi._data import Ragged
-from jaxvi._solve import solve
-from jaxvi._stats import suff_stats
+from jaxvi._model.solve import solve
+from jaxvi._stats.data import Ragged
+from jaxvi._stats.padded import suff_stats
 
 __all__ = [
     "NOMINAL_BANDWIDTH_GBPS",
@@ -407,7 +407,7 @@ def padded_kernels(x: jax.Array) -> dict[str, tuple[Callable[[], Any], float]]:
 def fit_timings(data: Any, *, exact: bool, reps: int) -> tuple[float, list[float]]:
     """Wall times of :func:`jaxvi.fit` on ``data``: the first call (which compiles every block
     shape) and ``reps`` more."""
-    from jaxvi._batch import fit
+    from jaxvi._fit.fit import fit
 
     times = []
     for _ in range(reps + 1):
@@ -452,7 +452,7 @@ def run_bench(
     Returns:
         :class:`BenchReport`.
     """
-    from jaxvi._batch import fit
+    from jaxvi._fit.fit import fit
 
     unknown = set(peers) - set(PEERS)
     if unknown:

@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxvi._closed_form import _elbo_core, log_prior_const, model, theta_star_of_model
-from jaxvi._exact import log_evidence_and_kl_gap
-from jaxvi._stats import SuffStats
+from jaxvi._model.closed_form import _elbo_core, log_prior_const, model, theta_star_of_model
+from jaxvi._model.exact import log_evidence_and_kl_gap
+from jaxvi._stats.padded import SuffStats
 
 __all__ = ["Solution", "relative_grad", "solve"]
 

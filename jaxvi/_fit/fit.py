@@ -3,7 +3,7 @@
 Pipeline (DESIGN §4): check the concrete input, bucket datasets by length on a geometric
 ladder, copy each chunk of a bucket on the host into a block of raw windows (or, for data
 wider than the compute dtype and for long datasets, of shifted zero-padded rows; see
-:mod:`jaxvi._buckets`), and reduce each block on the devices: masked, shifted row sums of raw
+:mod:`jaxvi._fit.buckets`), and reduce each block on the devices: masked, shifted row sums of raw
 windows, plain row sums of shifted rows. NaN and inf in the values surface as non-finite sums
 and are named before anything is solved. Then solve
 the per-dataset statistics in chunks of a fixed size with :func:`jaxvi.solve`. Every array is
@@ -54,7 +54,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jaxvi._buckets import (
+from jaxvi._fit.buckets import (
     _ALIGN,
     ChunkPlan,
     Flat,
@@ -65,13 +65,13 @@ from jaxvi._buckets import (
     ladder,
     work_dtype,
 )
-from jaxvi._solve import Solution, solve
-from jaxvi._stats import SuffStats, suff_stats, sum_and_sum_sq
-from jaxvi._validate import (
+from jaxvi._fit.validate import (
     as_flat_or_stats,
     check_finite_values,
     check_param,
 )
+from jaxvi._model.solve import Solution, solve
+from jaxvi._stats.padded import SuffStats, suff_stats, sum_and_sum_sq
 
 __all__ = ["fit"]
 
@@ -100,9 +100,9 @@ _VARIADIC_WIDTH = 32
 
 @jax.jit
 def _window_sums(x: jax.Array, n: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Shifted sums of a block of raw windows (:func:`~jaxvi._buckets.gather_block`), ``(rows,)``
-    each: ``suff_stats(x, n)``, which shifts by each row's first value and masks the slots past
-    ``n`` in one pass (:func:`~jaxvi._stats.sum_and_sum_sq`)."""
+    """Shifted sums of a block of raw windows (:func:`~jaxvi._fit.buckets.gather_block`),
+    ``(rows,)`` each: ``suff_stats(x, n)``, which shifts by each row's first value and masks the
+    slots past ``n`` in one pass (:func:`~jaxvi._stats.padded.sum_and_sum_sq`)."""
     st = suff_stats(x, n)
     return st.sum_x, st.sum_x2
 
@@ -277,7 +277,7 @@ def _raw_windows(flat: Flat, dtype: np.dtype) -> bool:
 
     Only when the data are already in the compute dtype: float64 or integer data computed in
     float32 are shifted on the host in float64 first, so that the spread survives a large
-    common offset (:func:`~jaxvi._buckets.build_block`)."""
+    common offset (:func:`~jaxvi._fit.buckets.build_block`)."""
     return flat.values.dtype == dtype
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxvi._buckets import Flat
-from jaxvi._data import Padded, Ragged
-from jaxvi._stats import SuffStats
+from jaxvi._fit.buckets import Flat
+from jaxvi._stats.data import Padded, Ragged
+from jaxvi._stats.padded import SuffStats
 
 __all__ = [
     "as_flat_or_stats",
@@ -217,7 +217,7 @@ def _sequence_to_flat(data: Any, validate: bool) -> Flat:
 
 
 def as_flat_or_stats(data: Any, *, validate: bool) -> Flat | tuple[np.ndarray, ...]:
-    """Check ``data`` and lay it out as a :class:`~jaxvi._buckets.Flat`, or as the four
+    """Check ``data`` and lay it out as a :class:`~jaxvi._fit.buckets.Flat`, or as the four
     ``(D,)`` fields ``(n, sum_x, sum_x2, shift)`` when it is already a :class:`SuffStats`.
 
     Shapes and dtypes are always checked; offsets, lengths and the statistics' values only

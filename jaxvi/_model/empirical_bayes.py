@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxvi._dtypes import float_dtype
-from jaxvi._exact import log_evidence
-from jaxvi._stats import SuffStats
+from jaxvi._model.dtypes import float_dtype
+from jaxvi._model.exact import log_evidence
+from jaxvi._stats.padded import SuffStats
 
 __all__ = ["estimate_lam"]
 

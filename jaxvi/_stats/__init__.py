@@ -1,0 +1,1 @@
+"""Data and its statistics: containers, simulation, data → shifted sufficient statistics."""
