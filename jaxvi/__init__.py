@@ -40,9 +40,9 @@ _WHERE = {
     "Solution": "jaxvi._model.solve",
     "relative_grad": "jaxvi._model.solve",
     "solve": "jaxvi._model.solve",
-    "SuffStats": "jaxvi._stats.padded",
+    "SuffStats": "jaxvi._model.statistics",
     "suff_stats": "jaxvi._stats.padded",
-    "suff_stats_ragged": "jaxvi._stats.padded",
+    "suff_stats_ragged": "jaxvi._stats.ragged",
     "fit_table": "jaxvi._tables.fit_table",
 }
 
@@ -77,10 +77,10 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and IDEs see
     from jaxvi._model.solve import Solution as Solution
     from jaxvi._model.solve import relative_grad as relative_grad
     from jaxvi._model.solve import solve as solve
+    from jaxvi._model.statistics import SuffStats as SuffStats
     from jaxvi._stats.data import Padded as Padded
     from jaxvi._stats.data import Ragged as Ragged
-    from jaxvi._stats.padded import SuffStats as SuffStats
     from jaxvi._stats.padded import suff_stats as suff_stats
-    from jaxvi._stats.padded import suff_stats_ragged as suff_stats_ragged
+    from jaxvi._stats.ragged import suff_stats_ragged as suff_stats_ragged
     from jaxvi._stats.simulate import simulate as simulate
     from jaxvi._tables.fit_table import fit_table as fit_table

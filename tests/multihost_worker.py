@@ -26,15 +26,21 @@ def main(port: int, process_id: int, inputs: str, output: str) -> None:
     import jaxvi._fit.fit
     from jaxvi import Ragged, fit
 
-    # Every block must be one global array over both processes' devices.
+    # Every block must be one global array over both processes' devices: the solve's blocks on
+    # both engines, and the XLA engine's row sums.
     global_blocks = []
-    row_sums = jaxvi._fit.fit._row_sums
 
-    def spy(y):
-        global_blocks.append(len(y.sharding.device_set) == 4 and not y.is_fully_addressable)
-        return row_sums(y)
+    def spying(kernel):
+        def spy(first, *args, **kw):
+            global_blocks.append(
+                len(first.sharding.device_set) == 4 and not first.is_fully_addressable
+            )
+            return kernel(first, *args, **kw)
 
-    jaxvi._fit.fit._row_sums = spy
+        return spy
+
+    jaxvi._fit.fit._row_sums = spying(jaxvi._fit.fit._row_sums)
+    jaxvi._fit.fit._solve_stats = spying(jaxvi._fit.fit._solve_stats)
 
     assert jax.process_count() == 2 and jax.device_count() == 4
     data = np.load(inputs)
@@ -43,8 +49,12 @@ def main(port: int, process_id: int, inputs: str, output: str) -> None:
     mine = offsets[lo : hi + 1]
     local = Ragged(data["values"][mine[0] : mine[-1]], mine - mine[0])
     sigma = float(data["sigma"][process_id])  # a scalar that differs between the processes
-    sol = fit(local, lam[lo:hi], sigma, chunk_size=int(data["chunk_size"]), max_width=64)
-    np.savez(output, global_blocks=np.array(global_blocks), **sol._asdict())
+    chunk = int(data["chunk_size"])
+    results = {}
+    for engine in ("native", "xla"):
+        sol = fit(local, lam[lo:hi], sigma, chunk_size=chunk, max_width=64, engine=engine)
+        results.update({f"{engine}_{k}": v for k, v in sol._asdict().items()})
+    np.savez(output, global_blocks=np.array(global_blocks), **results)
     jax.distributed.shutdown()
 
 

@@ -80,10 +80,15 @@ def test_two_processes_reproduce_the_single_process_results(tmp_path):
     parts = [np.load(tmp_path / f"{pid}.npz") for pid in (0, 1)]
     for part in parts:
         assert part["global_blocks"].size and part["global_blocks"].all()
-    got = Solution(*(np.concatenate([p[name] for p in parts]) for name in Solution._fields))
     # Each process's scalar σ holds for its own datasets only.
     sigma = np.where(np.arange(len(datasets)) < 90, 1.0, 1.5).astype(np.float32)
-    want = fit(data, lam, sigma, **OPTS)
-    assert got.theta.shape == (len(datasets),)
-    for name in Solution._fields:
-        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-6, err_msg=name)
+    for engine in ("native", "xla"):
+        got = Solution(
+            *(np.concatenate([p[f"{engine}_{name}"] for p in parts]) for name in Solution._fields)
+        )
+        want = fit(data, lam, sigma, engine=engine, **OPTS)
+        assert got.theta.shape == (len(datasets),)
+        for name in Solution._fields:
+            np.testing.assert_allclose(
+                getattr(got, name), getattr(want, name), rtol=1e-6, err_msg=f"{engine} {name}"
+            )

@@ -65,13 +65,16 @@ from jaxvi._fit.buckets import (
     ladder,
     work_dtype,
 )
+from jaxvi._fit.native_stats import native_chunks, native_stats
 from jaxvi._fit.validate import (
     as_flat_or_stats,
     check_finite_values,
     check_param,
 )
 from jaxvi._model.solve import Solution, solve
-from jaxvi._stats.padded import SuffStats, suff_stats, sum_and_sum_sq
+from jaxvi._model.statistics import SuffStats, rebase
+from jaxvi._stats import native
+from jaxvi._stats.padded import suff_stats_xla, sum_and_sum_sq
 
 __all__ = ["fit"]
 
@@ -103,7 +106,7 @@ def _window_sums(x: jax.Array, n: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Shifted sums of a block of raw windows (:func:`~jaxvi._fit.buckets.gather_block`),
     ``(rows,)`` each: ``suff_stats(x, n)``, which shifts by each row's first value and masks the
     slots past ``n`` in one pass (:func:`~jaxvi._stats.padded.sum_and_sum_sq`)."""
-    st = suff_stats(x, n)
+    st = suff_stats_xla(x, n)
     return st.sum_x, st.sum_x2
 
 
@@ -123,6 +126,8 @@ class _Devices:
             raise ValueError("fit: devices must not be empty")
         me = jax.process_index()
         self.num_local = sum(d.process_index == me for d in devs)
+        platforms = {d.platform for d in devs}
+        self.platform = platforms.pop() if len(platforms) == 1 else "mixed"
         self.num_processes = len({d.process_index for d in devs})
         self.sharding = NamedSharding(Mesh(np.array(devs), ("data",)), P("data"))
         # Only the default device: jit itself places NumPy arguments there, through its C++
@@ -357,6 +362,19 @@ def _padded_stats(num: int, total: int, dtype: np.dtype) -> tuple[np.ndarray, ..
     return out
 
 
+def _use_native(engine: str, dev: _Devices) -> bool:
+    """Whether host data go to the native kernel (see ``fit``'s ``engine``)."""
+    if engine not in ("auto", "native", "xla"):
+        raise ValueError(f"fit: engine must be 'auto', 'native' or 'xla'; got {engine!r}")
+    if engine == "xla":
+        return False
+    if engine == "native":
+        if not native.available():
+            raise ValueError(f"fit: engine='native', but {native.reason()}")
+        return True
+    return dev.platform == "cpu" and native.available()
+
+
 def _compute_dtype(data_dtype: np.dtype, dtype: Any) -> np.dtype:
     """float32/float64 per DESIGN §3; float64 without x64 falls back to float32 with a warning."""
     x64 = bool(jax.config.jax_enable_x64)
@@ -412,6 +430,7 @@ def fit(
     dtype: Any = None,
     min_width: int = 8,
     max_width: int = 4096,
+    engine: str = "auto",
 ) -> Solution:
     """Solve many datasets in one call, in bounded memory, on every device.
 
@@ -443,6 +462,11 @@ def fit(
         min_width: narrowest bucket, a power of two.
         max_width: widest bucket, a power of two; longer datasets are cut into rows of
             this width whose partial sums are added.
+        engine: how the statistics of host data are made. ``"native"``: the native kernel
+            reads the values in place on every CPU core (no buckets, no copies); ``"xla"``:
+            length buckets of padded blocks reduced on the devices (the accelerator path;
+            ``min_width`` and ``max_width`` apply); ``"auto"``: native when every device is a
+            CPU and the kernel is available, else XLA.
 
     Returns:
         :class:`~jaxvi.Solution` of NumPy ``(D,)`` arrays, one row per dataset in input order.
@@ -477,20 +501,25 @@ def fit(
     plan = ChunkPlan(chunk_size, dev.num_local)
     ladder(min_width, max_width)  # checks the options as the user gave them
     widths = ladder(min_width, plan.widest(max_width, min_width))
-    if is_flat:
+    on_host = is_flat and _use_native(engine, dev)
+    if is_flat and not on_host:
         plan.bucket(prepared, widths, by_length=not _raw_windows(prepared, dt))
     plan.agree(dev.agree, num)
-    bar = _progress_bar(progress, plan.num_jobs)
+    chunks = len(native_chunks(prepared, chunk_size)) if on_host else 0
+    bar = _progress_bar(progress, plan.num_jobs + chunks)
     try:
-        if is_flat:
+        if on_host:
+            stats = native_stats(prepared, dt, chunk_size, sum(plan.solve_sizes), bar)
+        elif is_flat:
             stats = _reduce(prepared, dt, widths, plan, dev, bar)
+        if is_flat:
             if validate:  # NaN and inf, found through the sums before anything is solved
                 with np.errstate(invalid="ignore"):
                     finite = np.isfinite(stats[1][:num]) & np.isfinite(stats[2][:num])
                 check_finite_values(prepared, finite, chunk_size)
-        else:
+        else:  # statistics as given, their shift rounded to dt and the sums adjusted to it
             with np.errstate(all="ignore"):
-                stats = tuple(f.astype(dt) for f in prepared)
+                stats = rebase(*(np.asarray(f, np.float64) for f in prepared), dt)
         out = Solution(*(np.empty(num, dt) for _ in Solution._fields))
         _run(_solve_jobs(stats, params, plan.solve_sizes, out, dt, exact), dev, bar)
     finally:

@@ -20,8 +20,8 @@ import jax
 import numpy as np
 
 from jaxvi._fit.buckets import Flat
+from jaxvi._model.statistics import SuffStats
 from jaxvi._stats.data import Padded, Ragged
-from jaxvi._stats.padded import SuffStats
 
 __all__ = [
     "as_flat_or_stats",

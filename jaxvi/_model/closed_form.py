@@ -33,7 +33,7 @@ from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from jaxvi._model.dtypes import float_dtype
-from jaxvi._stats.padded import SuffStats
+from jaxvi._model.statistics import SuffStats
 
 __all__ = ["b", "elbo", "elbo_grad", "theta_star"]
 

@@ -21,7 +21,7 @@ from jax.typing import ArrayLike
 
 from jaxvi._model.dtypes import float_dtype
 from jaxvi._model.exact import log_evidence
-from jaxvi._stats.padded import SuffStats
+from jaxvi._model.statistics import SuffStats
 
 __all__ = ["estimate_lam"]
 

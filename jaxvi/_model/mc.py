@@ -11,8 +11,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxvi._model.closed_form import model
+from jaxvi._model.statistics import SuffStats
 from jaxvi._model.tails import HALF_LOG_2PI
-from jaxvi._stats.padded import SuffStats
 
 __all__ = ["elbo_mc"]
 

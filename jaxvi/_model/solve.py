@@ -11,7 +11,7 @@ from jax.typing import ArrayLike
 
 from jaxvi._model.closed_form import _elbo_core, log_prior_const, model, theta_star_of_model
 from jaxvi._model.exact import log_evidence_and_kl_gap
-from jaxvi._stats.padded import SuffStats
+from jaxvi._model.statistics import SuffStats
 
 __all__ = ["Solution", "relative_grad", "solve"]
 

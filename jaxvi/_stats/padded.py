@@ -1,64 +1,24 @@
-"""Sufficient statistics: everything the model needs from a dataset is ``(n, Σx, Σx²)``.
+"""Statistics of padded datasets: ``suff_stats(x, lengths)``, the rows of a ``(..., n_max)`` block.
 
-The sums are kept *shifted*: ``sum_x = Σ(x − shift)`` and ``sum_x2 = Σ(x − shift)²``. A float32
-``Σx²`` over data whose mean is far from zero holds the mean and loses the spread (DESIGN §1,
-trap 6); a shift close to the data, such as its first value, keeps the spread in the digits.
+Shifted by each dataset's first value (:class:`~jaxvi._model.statistics.SuffStats`). With
+``lengths`` (or full rows) on CPU, the native kernel (:mod:`jaxvi._stats.native`) reads the block
+once on every core; elsewhere, and with a ``mask``, one fused two-output XLA reduction does
+(:func:`sum_and_sum_sq`). ``jax.lax.platform_dependent`` picks one per device, and a
+``custom_jvp`` in plain JAX differentiates both.
 """
 
 from __future__ import annotations
-
-import math
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxvi._model.dtypes import float_dtype
+from jaxvi._model.statistics import SuffStats
+from jaxvi._stats import native
+from jaxvi._stats.native.calls import padded_stats
 
-__all__ = ["SuffStats", "suff_stats", "suff_stats_ragged"]
-
-
-class SuffStats(NamedTuple):
-    """Shifted sufficient statistics of a batch of datasets (a pytree).
-
-    All fields share one batch shape ``(...)`` (``shift`` may be a scalar).
-
-    Attributes:
-        n: ``(...)`` number of observations, as a float of the data's dtype.
-        sum_x: ``(...)`` ``Σ (x − shift)``.
-        sum_x2: ``(...)`` ``Σ (x − shift)²``.
-        shift: ``(...)`` or scalar; the value subtracted before summing.
-
-    Examples:
-        >>> import jax.numpy as jnp
-        >>> from jaxvi import SuffStats
-        >>> st = SuffStats(n=jnp.array([3.0]), sum_x=jnp.array([6.0]), sum_x2=jnp.array([14.0]))
-        >>> float(st.shift)
-        0.0
-    """
-
-    n: Any
-    sum_x: Any
-    sum_x2: Any
-    shift: Any = 0.0
-
-    def total_sum(self) -> jax.Array:
-        """``Σx = sum_x + n·shift``, shape ``(...)``."""
-        return self.sum_x + self.n * self.shift
-
-    def total_sum_sq(self) -> jax.Array:
-        """``Σx² = sum_x2 + shift·(2·sum_x + n·shift)``, shape ``(...)``."""
-        return self.sum_x2 + self.shift * (2 * self.sum_x + self.n * self.shift)
-
-    def mean(self) -> jax.Array:
-        """``x̄ = shift + sum_x / n`` (NaN where ``n == 0``), shape ``(...)``."""
-        return self.shift + self.sum_x / self.n
-
-    def centred_sum_sq(self) -> jax.Array:
-        """``Σ(x − x̄)² = sum_x2 − sum_x²/n``, clipped at 0; 0 where ``n == 0``."""
-        n_safe = jnp.where(self.n > 0, self.n, 1)
-        return jnp.maximum(self.sum_x2 - self.sum_x * (self.sum_x / n_safe), 0)
+__all__ = ["suff_stats", "suff_stats_xla", "sum_and_sum_sq"]
 
 
 @jax.custom_jvp
@@ -141,7 +101,6 @@ def suff_stats(
             f"suff_stats: x must have at least one axis (..., n_max); got shape {x.shape}"
         )
     n_max = x.shape[-1]
-    valid = None
     if lengths is not None:
         lengths = jnp.asarray(lengths)
         if lengths.shape != x.shape[:-1]:
@@ -149,11 +108,15 @@ def suff_stats(
                 f"suff_stats: lengths has shape {lengths.shape}, expected the batch shape "
                 f"{x.shape[:-1]} of x {x.shape}"
             )
-        # int32 or wider, as the user gave it: strict promotion forbids mixing int32 and int64.
-        iota = jax.lax.broadcasted_iota(
-            jnp.promote_types(lengths.dtype, jnp.int32), x.shape, x.ndim - 1
-        )
-        valid = iota < lengths[..., None]
+        if not jnp.issubdtype(lengths.dtype, jnp.integer):
+            raise ValueError(f"suff_stats: lengths must be integers; got {lengths.dtype}")
+    if mask is None and dtype in (jnp.float32, jnp.float64) and native.available():
+        if lengths is None:
+            lengths = jnp.full(x.shape[:-1], n_max, jnp.int32)
+        elif lengths.dtype not in (jnp.int32, jnp.int64):
+            lengths = lengths.astype(jnp.int32)
+        return SuffStats(*_dispatched(x, lengths))
+    valid = None if lengths is None else _leading(x, lengths)
     if mask is not None:
         mask = jnp.asarray(mask, bool)
         if mask.shape != x.shape:
@@ -173,6 +136,47 @@ def suff_stats(
         n = jnp.clip(lengths, 0, n_max).astype(dtype)
         return _masked_sums(x, valid, n, None)
     return _masked_sums(x, valid, valid.sum(-1).astype(dtype), jnp.argmax(valid, axis=-1))
+
+
+def _leading(x: jax.Array, lengths: jax.Array) -> jax.Array:
+    """``(..., n_max)`` bool: the slots before each dataset's length."""
+    # int32, or int64 as the user gave it: strict promotion forbids mixing the two.
+    if lengths.dtype not in (jnp.int32, jnp.int64):
+        lengths = lengths.astype(jnp.int32)
+    iota = jax.lax.broadcasted_iota(lengths.dtype, x.shape, x.ndim - 1)
+    return iota < lengths[..., None]
+
+
+def suff_stats_xla(x: jax.Array, lengths: jax.Array) -> SuffStats:
+    """:func:`suff_stats` of the leading ``lengths`` slots by XLA, on any platform: the path
+    of accelerators, and of ``fit``'s device blocks (whose rows are sharded over devices,
+    which the native call is not)."""
+    n = jnp.clip(lengths, 0, x.shape[-1]).astype(x.dtype)
+    return _masked_sums(x, _leading(x, lengths), n, None)
+
+
+def _xla(x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, ...]:
+    return tuple(suff_stats_xla(x, lengths))
+
+
+@jax.custom_jvp
+def _dispatched(x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, ...]:
+    """The native kernel on CPU (one read of ``x``, on every core), XLA elsewhere."""
+    return jax.lax.platform_dependent(x, lengths, cpu=padded_stats, default=_xla)
+
+
+@_dispatched.defjvp
+def _dispatched_jvp(primals, tangents):
+    x, lengths = primals
+    dx = tangents[0]
+    out = _dispatched(x, lengths)
+    n, _, _, shift = out
+    valid = _leading(x, lengths)
+    # The padding may hold NaN: it is replaced before any arithmetic, so neither the tangents
+    # nor their transposes (reverse mode) see it.
+    y = jnp.where(valid, x, shift[..., None]) - shift[..., None]
+    dx = jnp.where(valid, dx, 0)
+    return out, (jnp.zeros_like(n), dx.sum(-1), (2 * y * dx).sum(-1), jnp.zeros_like(shift))
 
 
 @jax.jit
@@ -197,89 +201,3 @@ def _masked_sums(
     shift = jax.lax.stop_gradient(jnp.where(n > 0, at, 0))
     y = jnp.where(valid, x - shift[..., None], 0)
     return SuffStats(n, *sum_and_sum_sq(y), shift)
-
-
-def suff_stats_ragged(values: ArrayLike, offsets: ArrayLike) -> SuffStats:
-    """Shifted sufficient statistics of datasets stored back to back.
-
-    This is the general fallback (a segment sum); :func:`jaxvi.fit` buckets ragged data into
-    padded blocks instead, which is 3x faster on CPU (``benchmarks/ragged_floor.py``: a
-    ``segment_sum`` of (x, x²) took 194 ms for 10⁶ datasets against 64 ms for ``fit``'s
-    blocks and sums).
-
-    Args:
-        values: ``(M,)`` all observations, dataset after dataset.
-        offsets: ``(D + 1,)`` integer boundaries; dataset ``d`` is
-            ``values[offsets[d]:offsets[d + 1]]``. Must start at 0, not decrease and end at
-            ``M`` (checked by :func:`jaxvi.fit`, not here: kernels never raise on values).
-
-    Returns:
-        :class:`SuffStats` of batch shape ``(D,)``; each shift is the dataset's first value.
-
-    Examples:
-        >>> import jax.numpy as jnp
-        >>> st = suff_stats_ragged(jnp.array([1.0, 2.0, 3.0, 4.0]), jnp.array([0, 3, 3, 4]))
-        >>> st.n.tolist(), st.total_sum().tolist()
-        ([3.0, 0.0, 1.0], [6.0, 0.0, 4.0])
-    """
-    dtype = float_dtype(values)
-    values = jnp.asarray(values, dtype)
-    offsets = jnp.asarray(offsets)
-    if values.ndim != 1 or offsets.ndim != 1 or offsets.shape[0] < 1:
-        raise ValueError(
-            "suff_stats_ragged: values must be (M,) and offsets (D+1,); got "
-            f"{values.shape} and {offsets.shape}"
-        )
-    num = offsets.shape[0] - 1
-    m = values.shape[0]
-    counts = jnp.diff(offsets)
-    n = counts.astype(dtype)
-    if m == 0:
-        zeros = jnp.zeros((num,), dtype)
-        return SuffStats(n, zeros, zeros, zeros)
-    starts = jnp.clip(offsets[:-1], 0, m - 1)
-    shift = jax.lax.stop_gradient(jnp.where(counts > 0, values[starts], 0))
-    seg = jnp.searchsorted(offsets[1:], jnp.arange(m, dtype=offsets.dtype), side="right")
-    seg_safe = jnp.minimum(seg, max(num - 1, 0))
-    y = values - shift[seg_safe]
-    sums = _blocked_segment_sum(jnp.stack([y, y * y], axis=-1), seg, num)
-    return SuffStats(n, sums[:, 0], sums[:, 1], shift)
-
-
-_BLOCK = 32
-
-
-def _blocked_segment_sum(y: jax.Array, seg: jax.Array, num: int) -> jax.Array:
-    """``segment_sum(y, seg, num)`` with the rounding error of a tree, not of a running sum.
-
-    XLA's scatter-add adds a segment's values one after another: for 10⁵ values its float32
-    error is ~3e-5 of Σ(x − shift)², where the padded path's tree reduction is ~1e-7. Here the
-    flat array is cut into blocks of ``_BLOCK``; within a block each segment's run is summed
-    (≤ 32 terms), and those partial sums form the next, shorter ragged array, level after level.
-    A (block, segment) pair is numbered ``block + segment``: both never decrease along the
-    array, so that number grows by at least 1 from one pair to the next, and the pieces stay in
-    segment order for the next level. ``seg`` must not decrease; ``seg == num`` is dropped.
-
-    Args:
-        y: ``(M, C)`` values.
-        seg: ``(M,)`` non-decreasing segment ids in ``[0, num]``.
-        num: number of segments.
-
-    Returns:
-        ``(num, C)`` sums.
-    """
-    m = y.shape[0]
-    levels = max(0, math.ceil(math.log(max(m, 1)) / math.log(_BLOCK)) - 1)
-    for _ in range(levels):
-        rows = -(-m // _BLOCK)
-        pad = rows * _BLOCK - m
-        y = jnp.pad(y, ((0, pad), (0, 0)))
-        seg = jnp.pad(seg, (0, pad), constant_values=num)
-        piece = jnp.arange(rows * _BLOCK, dtype=seg.dtype) // _BLOCK + seg
-        m = rows + num + 1
-        y = jax.ops.segment_sum(y, piece, m, indices_are_sorted=True)
-        # Each piece's segment; unused numbers get the previous one (their sum is 0), which
-        # keeps the ids non-decreasing.
-        seg = jax.ops.segment_max(seg, piece, m, indices_are_sorted=True)
-        seg = jnp.maximum(jax.lax.cummax(seg, axis=0), 0)
-    return jax.ops.segment_sum(y, seg, num + 1, indices_are_sorted=True)[:num]

@@ -174,10 +174,10 @@ class TableFit:
         return pa.record_batch([batch.ids, *cols.values()], names=list(RESULT_COLUMNS))
 
     def _estimate(self, stats: list[StatsBatch]) -> float:
-        from jaxvi._stats.padded import SuffStats
+        from jaxvi._model.statistics import SuffStats
 
         assert self.estimate is not None
-        from jaxvi._tables.kernel import rebase
+        from jaxvi._model.statistics import rebase
 
         whole = [np.concatenate([getattr(b, f) for b in stats]) for f in SuffStats._fields]
         fields = rebase(*whole, self.dtype)
@@ -195,7 +195,8 @@ class TableFit:
         return value
 
     def _solve(self, batch: StatsBatch) -> dict[str, np.ndarray]:
-        from jaxvi._tables.kernel import rebase, solve_rows
+        from jaxvi._model.statistics import rebase
+        from jaxvi._tables.kernel import solve_rows
 
         dt = self.dtype
         stats = rebase(batch.n, batch.sum_x, batch.sum_x2, batch.shift, dt)

@@ -17,9 +17,9 @@ import numpy as np
 
 from jaxvi._model.exact import posterior
 from jaxvi._model.solve import solve
-from jaxvi._stats.padded import SuffStats
+from jaxvi._model.statistics import SuffStats
 
-__all__ = ["RESULT_COLUMNS", "rebase", "solve_rows", "warm"]
+__all__ = ["RESULT_COLUMNS", "solve_rows", "warm"]
 
 RESULT_COLUMNS = (
     "dataset_id",
@@ -42,29 +42,6 @@ def _results(n, sum_x, sum_x2, shift, lam, sigma, theta, *, exact):
     sol = solve(stats, lam, sigma, theta=theta, exact=exact)
     post = posterior(stats, lam, sigma)
     return (*sol[1:], 1 / sol.theta, post.mean, jnp.sqrt(post.var))
-
-
-def rebase(
-    n: np.ndarray, sum_x: np.ndarray, sum_x2: np.ndarray, shift: np.ndarray, dtype: np.dtype
-) -> tuple[np.ndarray, ...]:
-    """float64 statistics in ``dtype``, about the shift as ``dtype`` rounds it.
-
-    Rounding the shift alone would move every value by the rounding error; the sums take it
-    up instead, in float64: ``Σ(x − s') = Σ(x − s) + n·δ`` and ``Σ(x − s')² = Σ(x − s)² +
-    δ·(2·Σ(x − s) + n·δ)``, with ``δ = s − s'``.
-
-    Examples:
-        >>> st = rebase(np.array([2.0]), np.array([0.0]), np.array([2.0]), np.array([0.1]),
-        ...             np.dtype(np.float32))
-        >>> [f.dtype.name for f in st], float(st[1][0]) != 0
-        (['float32', 'float32', 'float32', 'float32'], True)
-    """
-    with np.errstate(invalid="ignore", over="ignore"):
-        shift_d = shift.astype(dtype)
-        delta = shift - shift_d.astype(np.float64)
-        sx = sum_x + n * delta
-        sx2 = sum_x2 + delta * (2 * sum_x + n * delta)
-        return n.astype(dtype), sx.astype(dtype), sx2.astype(dtype), shift_d
 
 
 def _pad(a: np.ndarray | float | None, size: int, fill: float, dtype: np.dtype):

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvi._model.exact import posterior, posterior_quantile
-from jaxvi._stats.padded import SuffStats
+from jaxvi._model.statistics import SuffStats
 from jaxvi._tables.engine import INSTALL_HINT
 from jaxvi._tables.files import atomic_path, read_columns, read_metadata
 from jaxvi._tables.statistics import show
