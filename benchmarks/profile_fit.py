@@ -29,21 +29,22 @@ def main() -> None:
     p.add_argument("--num-datasets", type=int, default=1_000_000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--exact", action="store_true")
+    p.add_argument("--engine", default="auto", choices=("auto", "native", "xla"))
     args = p.parse_args()
     values, offsets = ragged_workload(args.num_datasets)
     data = Ragged(values, offsets)
-    first, plain = fit_timings(data, exact=args.exact, reps=args.reps)
+    first, plain = fit_timings(data, exact=args.exact, reps=args.reps, engine=args.engine)
     times: dict[str, float] = {}
     with timed_stages(times):
         t0 = time.perf_counter()
         for _ in range(args.reps):
-            fit(data, exact=args.exact)
+            fit(data, exact=args.exact, engine=args.engine)
         staged = (time.perf_counter() - t0) / args.reps
     run = statistics.median(plain)
     print(f"# {device_summary()}; jax {jax.__version__}")
     print(
         f"# {args.num_datasets:,} datasets, {values.shape[0]:,} points "
-        f"({values.nbytes / 1e6:.0f} MB float32), exact={args.exact}"
+        f"({values.nbytes / 1e6:.0f} MB float32), exact={args.exact}, engine={args.engine}"
     )
     print("| stage | seconds per call | share of the staged call |")
     print("|---|---|---|")

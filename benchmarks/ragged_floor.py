@@ -47,8 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvi import Ragged, fit
+from jaxvi._fit.blocks import _window_sums
 from jaxvi._fit.buckets import Flat, gather_block, ladder, split_buckets
-from jaxvi._fit.fit import _window_sums
 from jaxvi._model.dtypes import float_dtype
 from jaxvi._stats.padded import sum_and_sum_sq
 from jaxvi.bench import compiled_thunk, device_summary, ragged_workload, time_round_robin
@@ -169,7 +169,7 @@ def main() -> None:
         np.add.reduceat(values, starts),
         np.add.reduceat(values * values, starts),
     )
-    from jaxvi._tools.bench import numpy_reduceat, torch_segment_reduce
+    from jaxvi._tools.peers import numpy_reduceat, torch_segment_reduce
 
     peers = {"NumPy peer (reduceat, float64)": lambda: numpy_reduceat(values, offsets)}
     if importlib.util.find_spec("torch"):

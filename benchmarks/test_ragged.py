@@ -15,7 +15,7 @@ import pytest
 from conftest import SCALE, run_benchmark
 
 from jaxvi import Ragged, fit
-from jaxvi._tools.bench import numpy_reduceat, numpyro_svi, torch_segment_reduce
+from jaxvi._tools.peers import numpy_reduceat, numpyro_svi, torch_segment_reduce
 
 
 def _max_rel_err(theta, ref):

@@ -12,13 +12,9 @@ JAX, so the ``jaxvi`` command can start reading a file while JAX loads.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("jaxvi")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
+from jaxvi._version import __version__ as __version__
 
 # Public name → the private module that defines it.
 _WHERE = {

@@ -35,8 +35,10 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    from jaxvi._model.params import NEED, is_positive
+
+    if not is_positive(value):
+        raise argparse.ArgumentTypeError(f"{NEED}, got {text}")
     return value
 
 
@@ -84,13 +86,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             f"median {r.median_mean_gap:.3f}, max {r.max_mean_gap:.3f}",
         ),
     ]
-    width = max(len(k) for k, _ in rows)
     print(
         f"jaxvi demo: {r.num_datasets:,} simulated datasets of "
         f"{args.sizes[0]}-{args.sizes[1]} points"
     )
-    for k, v in rows:
-        print(f"  {k:<{width}}  {v}")
+    from jaxvi._text import format_table
+
+    for line in format_table(rows, align="<<"):
+        print(f"  {line}")
     return 0
 
 

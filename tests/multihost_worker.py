@@ -23,6 +23,7 @@ def main(port: int, process_id: int, inputs: str, output: str) -> None:
     )
     import numpy as np
 
+    import jaxvi._fit.blocks
     import jaxvi._fit.fit
     from jaxvi import Ragged, fit
 
@@ -39,7 +40,7 @@ def main(port: int, process_id: int, inputs: str, output: str) -> None:
 
         return spy
 
-    jaxvi._fit.fit._row_sums = spying(jaxvi._fit.fit._row_sums)
+    jaxvi._fit.blocks._row_sums = spying(jaxvi._fit.blocks._row_sums)
     jaxvi._fit.fit._solve_stats = spying(jaxvi._fit.fit._solve_stats)
 
     assert jax.process_count() == 2 and jax.device_count() == 4

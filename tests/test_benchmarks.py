@@ -13,14 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxvi._tools.bench import (
-    BenchReport,
-    BenchRow,
-    closed_form_numpy,
-    numpy_reduceat,
-    ragged_workload,
-    run_bench,
-)
+from jaxvi._text import format_table
+from jaxvi._tools.bench import BenchReport, BenchRow, ragged_workload, run_bench
+from jaxvi._tools.peers import closed_form_numpy, numba_loop, numpy_reduceat
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,13 +84,31 @@ def test_ragged_workload_has_a_long_tail_and_empty_datasets():
 
 def test_report_formats_every_row():
     row = BenchRow(
-        "padded solve, lengths", 0.5, 1.0, 10, 4_000_000_000, 20.0, 8.0, 0.75, 1e-7, "note"
-    )
-    report = BenchReport("GPU X", "NVIDIA A100-SXM4-40GB", 1555.0, "0.10.2", [row])
+        "padded solve, lengths", 0.5, 1.0, 10, 4_000_000_000, 20.0, 8.0, 0.75, 1e-7, "note",
+        headline=True,
+    )  # fmt: skip
+    fit_row = BenchRow("ragged fit", 0.1, 1.0, 1000, 4000, 1e4, 4e-5, 0.1, headline=True)
+    peer = BenchRow("numba prange loop (float64)", 0.2, 1.0, 1000, 4000, 5e3, 2e-5, 0.05,
+                    kind="peer")  # fmt: skip
+    report = BenchReport("GPU X", "NVIDIA A100-SXM4-40GB", 1555.0, "0.10.2", [row, fit_row, peer])
     text = report.format()
     assert "padded solve" in text and "1555 GB/s" in text and "note" in text
-    # Issue 4's kernel gets its headline: the fraction of the roofline, stated once more.
+    # The headline kernels get their headlines: roofline fraction, and ratio to each peer.
     assert "padded solve, lengths: 0.75 of the jnp.sum roofline" in text
+    assert "ragged fit vs numba prange loop (float64): 2x the datasets/s" in text
+
+
+def test_numba_peer_matches_numpy_in_float64():
+    values, offsets = ragged_workload(2000)
+    got, want = numba_loop(values, offsets), numpy_reduceat(values, offsets)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9)
+
+
+def test_table_printer_aligns_columns():
+    lines = format_table([("a", "1.5"), ("longer name", "10.25")], head=("contender", "s"))
+    assert len({len(line) for line in lines}) == 1
+    assert lines[2].startswith("longer name") and lines[1].endswith("  1.5")
 
 
 def test_run_bench_names_an_unknown_peer():

@@ -46,7 +46,6 @@ def test_counts():
 def test_times_are_measured():
     r = _report()
     assert r.simulate_seconds > 0 and r.compile_seconds > 0 and r.run_seconds > 0
-    assert r.datasets_per_second == pytest.approx(NUM / r.run_seconds)
 
 
 def test_quantiles_are_ordered_and_match_the_solution():

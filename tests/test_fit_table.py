@@ -318,7 +318,7 @@ BAD = {
     "lam_not_positive": (
         pa.table({"dataset_id": [1, 2], "x": [1.0, 2.0], "l": [1.0, -3.0]}),
         {"lam": "l"},
-        "dataset 2 has l = -3.0; need a positive finite number",
+        "dataset 2 has l = -3.0, which must be a positive finite number",
     ),
     "lam_zero": (pa.table({"dataset_id": [1], "x": [1.0]}), {"lam": 0.0}, "lam must be a"),
     "sigma_missing_column": (

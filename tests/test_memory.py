@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_batch import OPTS
+from helpers import OPTS
 
 from jaxvi import Padded, Ragged, fit
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_batch import OPTS, make_datasets, to_ragged
+from helpers import OPTS, make_datasets, to_ragged
 
 from jaxvi import Solution, fit
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+from helpers import OPTS, make_datasets, to_ragged
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.sharding import NamedSharding, PartitionSpec
-from test_batch import OPTS, make_datasets, to_ragged
 
+import jaxvi._fit.blocks
 import jaxvi._fit.fit
 from jaxvi import Solution, fit
 
@@ -20,15 +21,19 @@ def test_blocks_are_sharded_over_every_device_by_default(monkeypatch, engine):
     assert jax.device_count() == 4
     seen = []
     # The XLA engine's device blocks (long rows, rows of raw windows) and both engines' solve.
-    for name in ("_row_sums", "_window_sums", "_solve_stats"):
-        kernel = getattr(jaxvi._fit.fit, name)
+    for module, name in (
+        (jaxvi._fit.blocks, "_row_sums"),
+        (jaxvi._fit.blocks, "_window_sums"),
+        (jaxvi._fit.fit, "_solve_stats"),
+    ):
+        kernel = getattr(module, name)
 
         def spy(*args, kernel=kernel, **kw):
             out = kernel(*args, **kw)
             seen.append((kernel, out[0].sharding))
             return out
 
-        monkeypatch.setattr(jaxvi._fit.fit, name, spy)
+        monkeypatch.setattr(module, name, spy)
     fit(make_datasets(0, 100), engine=engine, **OPTS)
     assert len({k for k, _ in seen}) == (3 if engine == "xla" else 1)  # every kind ran
     for _, sharding in seen:

@@ -79,10 +79,10 @@ def test_nan_in_the_padding_of_a_padded_block_is_fine_but_not_inside():
 @pytest.mark.parametrize(
     ("value", "match"),
     [
-        (0.0, r"{name} must be finite and > 0; got 0.0"),
-        (-1.0, r"{name} must be finite and > 0; got -1.0"),
-        (np.inf, r"{name} must be finite and > 0; got inf"),
-        (np.nan, r"{name} must be finite and > 0; got nan"),
+        (0.0, r"{name} must be a positive finite number; got 0.0"),
+        (-1.0, r"{name} must be a positive finite number; got -1.0"),
+        (np.inf, r"{name} must be a positive finite number; got inf"),
+        (np.nan, r"{name} must be a positive finite number; got nan"),
         (np.array([1.0, 2.0, -3.0, 1.0]), r"{name}\[2\] = -3.0 \(dataset 2\)"),
         (
             np.array([1.0, 2.0]),

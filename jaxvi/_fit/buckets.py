@@ -41,6 +41,7 @@ __all__ = [
     "Flat",
     "LongRows",
     "aligned_empty",
+    "aligned_stats",
     "build_block",
     "chunks",
     "gather_block",
@@ -116,7 +117,7 @@ class LongRows(NamedTuple):
     width: int
 
     @property
-    def count(self) -> int:
+    def num_rows(self) -> int:
         return int(self.first_row[-1])
 
     def rows(self, sl: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -450,7 +451,7 @@ class ChunkPlan:
 
     def agree(self, agree: Callable[[np.ndarray], np.ndarray], num: int) -> None:
         """Fix the chunk sizes from the counts, maximised over processes by ``agree``."""
-        local = [*map(len, self.buckets), self.long.count, num]
+        local = [*map(len, self.buckets), self.long.num_rows, num]
         counts = agree(np.array(local, np.int64))
         self.bucket_sizes = [
             self.sizes(c, w) for c, w in zip(counts[:-2], self.widths, strict=False)
@@ -461,3 +462,11 @@ class ChunkPlan:
     @property
     def num_jobs(self) -> int:
         return sum(map(len, self.bucket_sizes)) + len(self.long_sizes) + len(self.solve_sizes)
+
+
+def aligned_stats(num: int, total: int, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+    """Four aligned arrays of ``max(num, total)`` rows whose rows past ``num`` are 0."""
+    out = tuple(aligned_empty(max(num, total), dtype) for _ in range(4))
+    for f in out:
+        f[num:] = 0
+    return out

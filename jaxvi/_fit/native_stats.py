@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxvi._fit.buckets import Flat, aligned_empty
+from jaxvi._fit.buckets import Flat, aligned_stats
 from jaxvi._model.statistics import rebase
 from jaxvi._stats import native
 
@@ -52,9 +52,7 @@ def native_stats(
     if values.dtype not in (np.float32, np.float64) or dtype.itemsize > values.dtype.itemsize:
         values = values.astype(np.float64)  # integers, or float32 data solved in float64
     num = flat.starts.shape[0]
-    out = tuple(aligned_empty(max(num, rows), dtype) for _ in range(4))
-    for f in out:
-        f[num:] = 0
+    out = aligned_stats(num, rows, dtype)
     n, sum_x, sum_x2, shift = out
     for sl in native_chunks(flat, chunk_size):
         cn, cshift, cs1, cs2 = lib.window_stats(values, flat.starts[sl], flat.lengths[sl])

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import numpy as np
 
 from jaxvi._fit.buckets import Flat
+from jaxvi._model.dtypes import default_float
+from jaxvi._model.params import NEED, is_positive
 from jaxvi._model.statistics import SuffStats
 from jaxvi._stats.data import Padded, Ragged
 
@@ -56,14 +57,12 @@ def check_param(
             f"got shape {arr.shape}"
         )
     if validate:
-        bad = ~(np.isfinite(arr) & (arr > 0))
+        bad = ~is_positive(arr)
         if bad.any():
             if arr.ndim == 0:
-                raise ValueError(f"fit: {name} must be finite and > 0; got {arr.item()!r}")
+                raise ValueError(f"fit: {name} {NEED}; got {arr.item()!r}")
             i = int(np.argmax(bad))
-            raise ValueError(
-                f"fit: {name} must be finite and > 0; {name}[{i}] = {arr[i].item()!r} (dataset {i})"
-            )
+            raise ValueError(f"fit: {name} {NEED}; {name}[{i}] = {arr[i].item()!r} (dataset {i})")
     with np.errstate(all="ignore"):
         return arr.astype(dtype)
 
@@ -200,7 +199,7 @@ def _sequence_to_flat(data: Any, validate: bool) -> Flat:
     arrays = []
     # Python floats are weakly typed, as in JAX: they take the default float, so a list of
     # lists does not count as float64 data (which would warn with x64 off).
-    default = np.float64 if jax.config.jax_enable_x64 else np.float32
+    default = default_float()
     for d, a in enumerate(data):
         arr = np.asarray(a)
         if not hasattr(a, "dtype") and arr.dtype == np.float64:

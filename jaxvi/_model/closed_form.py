@@ -108,7 +108,7 @@ def _coefficients(
     a = a - a * (v_lo / v_hi)
     c_hi = np.asarray(_SQRT_2PI[0], dtype)
     c_lo = np.asarray((_SQRT_2PI[0] - float(c_hi)) + _SQRT_2PI[1], dtype)
-    p_hi, p_lo = two_prod(sigma, c_hi)
+    p_hi, p_lo = two_prod(sigma, jnp.asarray(c_hi))
     p_lo = p_lo + sigma * c_lo
     # Near 1, p_hi − 1 is exact (Sterbenz) and log1p keeps the digits of log(σ√2π) ≈ 0.
     # (XLA's float64 log1p is ~120 ulp off near −0.41, hence the narrow window.)

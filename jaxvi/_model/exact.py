@@ -24,7 +24,14 @@ from jax.typing import ArrayLike
 
 from jaxvi._model.closed_form import Model, log_prior_const, model
 from jaxvi._model.statistics import SuffStats
-from jaxvi._model.tails import HALF_LOG_2PI, AtOptimum, at_optimum, mills, truncated_quantile
+from jaxvi._model.tails import (
+    HALF_LOG_2PI,
+    AtOptimum,
+    at_optimum,
+    mills,
+    truncated_quantile,
+    u_of_t,
+)
 
 __all__ = ["Posterior", "kl_gap", "log_evidence", "posterior", "posterior_quantile"]
 
@@ -58,13 +65,6 @@ def _standardise(stats: SuffStats, lam: ArrayLike, sigma: ArrayLike) -> _Standar
     # model()); the KL gap and the posterior moments are functions of t and inherit that.
     t = jnp.where(has_data, m.b * sigma_safe / sqrt_n, 0)
     return _Standard(m, has_data, sqrt_n / sigma_safe, t)
-
-
-def _u_of_t(t: jax.Array) -> jax.Array:
-    """``u = θ*/√a``, the positive root of ``u² + tu − 2 = 0``, without cancellation."""
-    h = t / 2
-    r = jnp.abs(h) + jnp.sqrt(h * h + 2)  # hypot-like in |t|/2 ≥ 0, no cancellation
-    return jnp.where(t >= 0, 2 / r, r)
 
 
 @jax.jit
@@ -177,7 +177,7 @@ def _kl_gap(s: _Standard, at: AtOptimum, theta: ArrayLike | None) -> jax.Array:
         return kl
     theta = jnp.asarray(theta, kl.dtype)
     # In units of 1/√a: θ*/√a = u and √a/θ = c, so a(1/θ* − 1/θ)² = (1/u − c)² and j = u·c.
-    u = _u_of_t(s.t)
+    u = u_of_t(s.t)
     c = s.sqrt_a / theta
     j = jnp.where(s.has_data, u * c, s.m.lam / theta)
     quad = jnp.where(s.has_data, jnp.square(1 / u - c), 0)

@@ -31,7 +31,6 @@ t = −8) a float32 result cannot see, and are ≤ 2 ulp from mpmath in float32.
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import NamedTuple
 
@@ -39,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erfcx, ndtr, ndtri
+
+from jaxvi._model.tables import evaluate, fit_piecewise
 
 SQRT_HALF = float(np.sqrt(0.5))
 HALF_LOG_PI_OVER_2 = 0.5 * float(np.log(np.pi / 2))
@@ -120,64 +121,32 @@ def _taylor(y: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
 # costs less than the continued fraction's 10 divisions; the series with 16 terms would do
 # from y = 8 on, but at 4.3·2⁻²⁴ there, as e = 1/y² enters squared).
 _KL_TABLE_EDGES = (-10, -8, -6, -5, -4, -3, -2, -1, -0.5, 0, 0.5, 1, 1.5, 2, 4)
-_KL_TABLE_FROM, _KL_TABLE_TO, _KL_TABLE_DEGREE = _KL_TABLE_EDGES[0], _KL_TABLE_EDGES[-1], 9
+_KL_TABLE_FROM, _KL_TABLE_TO = _KL_TABLE_EDGES[0], _KL_TABLE_EDGES[-1]
 
 
-def _kl_float64(t: float) -> float:
-    """``KL(q_θ* ‖ p)`` at ``t`` in float64 (the ``t ≥ 0`` form of :func:`kl_at_optimum`).
+def u_of_t(t, xp=jnp):
+    """``u = θ*/√a``, the positive root of ``u² + tu − 2 = 0``, without cancellation and
+    without overflow of ``t²`` (``xp``: ``jax.numpy``, or NumPy for the float64 tables)."""
+    h = t / 2
+    r = xp.abs(h) + xp.sqrt(h * h + 2)  # hypot-like in |t|/2 ≥ 0
+    return xp.where(t >= 0, 2 / r, r)
+
+
+def kl_from_u(u, log_phi, xp=jnp):
+    """``KL(q_θ* ‖ p) = u²/2 + 1/u² − 2 + log u + ½log 2π + log Φ(t)``: the form for ``t ≥ 0``
+    (its terms cancel for ``t < 0``)."""
+    return (u * u / 2 - 2 + 1 / (u * u)) + (xp.log(u) + HALF_LOG_2PI + log_phi)
+
+
+def _kl_float64(t: np.ndarray) -> np.ndarray:
+    """``KL(q_θ* ‖ p)`` at ``t`` in float64, by :func:`kl_from_u`.
 
     Its terms cancel by up to 1e6× on the table's range, leaving ≤ 1e-10 relative error.
     """
-    h = t / 2
-    u = 2 / (h + math.sqrt(h * h + 2))
-    q = 0.5 * math.erfc(abs(t) * SQRT_HALF)  # Φ(−|t|)
-    log_phi = math.log1p(-q) if t >= 0 else math.log(q)
-    return (u * u / 2 - 2 + 1 / (u * u)) + (math.log(u) + HALF_LOG_2PI + log_phi)
-
-
-def _kl_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(coefficients, centres, half-widths)``: power basis in ``s``, by Chebyshev interpolation.
-
-    Interpolating at Chebyshev points and only then converting to powers of ``s`` keeps the
-    float64 fit near-minimax; on ``[−1, 1]`` the power coefficients of this smooth function
-    shrink fast, so Horner in float32 adds ≤ ~1 ulp.
-    """
-    edges = np.array(_KL_TABLE_EDGES)
-    centres, halves = (edges[1:] + edges[:-1]) / 2, (edges[1:] - edges[:-1]) / 2
-    rows = []
-    for centre, half in zip(centres, halves, strict=True):
-        fit = np.polynomial.Chebyshev.interpolate(
-            np.vectorize(lambda s, c=centre, h=half: _kl_float64(c + s * h)), _KL_TABLE_DEGREE
-        )
-        rows.append(np.polynomial.chebyshev.cheb2poly(fit.coef))
-    return np.array(rows), centres, halves
-
-
-_KL_TABLE, _KL_CENTRES, _KL_HALVES = _kl_table()
-
-
-def _pick(below: list[jax.Array], values: np.ndarray) -> jax.Array:
-    """``values[piece]`` (float32) per lane by a chain of selects; ``below[p]``: piece ≤ p.
-
-    A gather (``values[piece]``) would be one instruction, but XLA:CPU emits it as a scalar
-    load, and the whole fused loop around it then runs scalar: 2.5× slower than these selects.
-    """
-    values = np.asarray(values, np.float32)
-    v = values[-1]
-    for p in range(len(values) - 2, -1, -1):
-        v = jnp.where(below[p], values[p], v)
-    return v
-
-
-def _kl_from_table(t: jax.Array) -> jax.Array:
-    """``KL(q_θ* ‖ p)`` for float32 ``t ∈ [_KL_TABLE_FROM, _KL_TABLE_TO)`` from the table."""
-    below = [t < e for e in _KL_TABLE_EDGES[1:-1]]
-    # t − centre, then a power of two: exact where it matters, near the centre.
-    s = (t - _pick(below, _KL_CENTRES)) * _pick(below, 1 / _KL_HALVES)
-    acc = jnp.zeros_like(t)
-    for k in range(_KL_TABLE_DEGREE, -1, -1):
-        acc = acc * s + _pick(below, _KL_TABLE[:, k])
-    return acc
+    q = np.vectorize(lambda x: 0.5 * math.erfc(abs(x) * SQRT_HALF))(t)  # Φ(−|t|)
+    with np.errstate(divide="ignore"):
+        log_phi = np.where(t >= 0, np.log1p(-q), np.log(q))
+    return kl_from_u(u_of_t(t, np), log_phi, np)
 
 
 # float32 log R(y) on [0, _LOG_R_TABLE_TO]: pieces of width 4, a polynomial of degree 12 in
@@ -185,40 +154,13 @@ def _kl_from_table(t: jax.Array) -> jax.Array:
 # there (its nearest singularities, the zeros of erfc, are ≥ 4 away in the complex plane), so
 # two pieces suffice: two selects per coefficient, where the Taylor tables and the 32-term
 # continued fraction that cover the same range cost 3 selects × 3 tables and 32 divisions.
-_LOG_R_TABLE_TO, _LOG_R_PIECES, _LOG_R_DEGREE = 8.0, 2, 12
+_LOG_R_TABLE_TO = 8.0
 
 
-def _log_r_float64(y: float) -> float:
+def _log_r_float64(y: np.ndarray) -> np.ndarray:
     """``log R(y)`` in float64 for ``0 ≤ y ≤ 8``: y²/2 and log erfc cancel to ≤ 1e-14 absolute."""
-    return HALF_LOG_PI_OVER_2 + y * y / 2 + math.log(math.erfc(y * SQRT_HALF))
-
-
-def _log_r_table() -> np.ndarray:
-    """Power-basis coefficients in ``s``, shape (pieces, degree + 1), by Chebyshev interpolation."""
-    half = _LOG_R_TABLE_TO / _LOG_R_PIECES / 2
-    rows = []
-    for i in range(_LOG_R_PIECES):
-        centre = (2 * i + 1) * half
-        fit = np.polynomial.Chebyshev.interpolate(
-            np.vectorize(lambda s, c=centre: _log_r_float64(c + s * half)), _LOG_R_DEGREE
-        )
-        rows.append(np.polynomial.chebyshev.cheb2poly(fit.coef))
-    return np.array(rows)
-
-
-_LOG_R_TABLE = _log_r_table()
-
-
-def _log_r_from_table(y: jax.Array) -> jax.Array:
-    """``log R(y)`` for float32 ``y ∈ [0, _LOG_R_TABLE_TO]`` from the table."""
-    half = _LOG_R_TABLE_TO / _LOG_R_PIECES / 2
-    below = [y < 2 * half * (p + 1) for p in range(_LOG_R_PIECES - 1)]
-    centres = (2 * np.arange(_LOG_R_PIECES) + 1) * half
-    s = (y - _pick(below, centres)) / half  # half is a power of two: exact
-    acc = jnp.zeros_like(y)
-    for k in range(_LOG_R_DEGREE, -1, -1):
-        acc = acc * s + _pick(below, _LOG_R_TABLE[:, k])
-    return acc
+    erfc = np.vectorize(lambda v: math.erfc(v * SQRT_HALF))(y)
+    return HALF_LOG_PI_OVER_2 + y * y / 2 + np.log(erfc)
 
 
 def _asymptotic_m_series(terms: int = 6) -> tuple[float, ...]:
@@ -257,35 +199,21 @@ def _m_asymptotic(y: jax.Array) -> jax.Array:
 # to a centre would cost bits. ≤ 6.2e-8 absolute from mpmath (log1p(−ndtr(−t)): 1.0e-7),
 # for 3 selects per term where ndtr evaluates erf and erfc in every lane. For t ≥ 4,
 # log Φ = log1p(−Q), Q ≤ 3.2e-5, needs Q only to 1e-3 relative: φ(t)/(t + m(t)).
-_LOG_PHI_EDGES, _LOG_PHI_DEGREE = (0.0, 1.0, 2.0, 4.0), 10
+_LOG_PHI_EDGES = (0.0, 1.0, 2.0, 4.0)
 
 
-def _log_phi_table() -> np.ndarray:
-    """Power-basis coefficients in ``s = t − left edge``, shape (pieces, degree + 1)."""
-    rows = []
-    for a, b in itertools.pairwise(_LOG_PHI_EDGES):
-        fit = np.polynomial.Chebyshev.interpolate(
-            np.vectorize(lambda t: math.log1p(-0.5 * math.erfc(t * SQRT_HALF))),
-            _LOG_PHI_DEGREE,
-            domain=[a, b],
-        )
-        poly = fit.convert(kind=np.polynomial.Polynomial, domain=[a, b], window=[0, b - a])
-        rows.append(poly.coef)
-    return np.array(rows)
-
-
-_LOG_PHI_TABLE = _log_phi_table()
+_KL_TABLE = fit_piecewise(_kl_float64, _KL_TABLE_EDGES, 9)
+_LOG_R_TABLE = fit_piecewise(_log_r_float64, (0.0, 4.0, _LOG_R_TABLE_TO), 12)
+_LOG_PHI_TABLE = fit_piecewise(
+    np.vectorize(lambda t: math.log1p(-0.5 * math.erfc(t * SQRT_HALF))), _LOG_PHI_EDGES, 10,
+    about="left",
+)  # fmt: skip
 
 
 def _log_phi_float32(t: jax.Array) -> jax.Array:
     """``log Φ(t)`` for float32 ``t ≥ 0`` (NaN stays NaN)."""
     near = t < _LOG_PHI_EDGES[-1]
-    tn = jnp.where(near, t, 0)
-    below = [tn < e for e in _LOG_PHI_EDGES[1:-1]]
-    s = tn - _pick(below, _LOG_PHI_EDGES[:-1])
-    acc = jnp.zeros_like(t)
-    for k in range(_LOG_PHI_DEGREE, -1, -1):
-        acc = acc * s + _pick(below, _LOG_PHI_TABLE[:, k])
+    acc = evaluate(_LOG_PHI_TABLE, jnp.where(near, t, 0))
     tf = jnp.where(near, _LOG_PHI_EDGES[-1], t)
     q = INV_SQRT_2PI * jnp.exp(-(tf * tf) / 2) / (tf + _m_asymptotic(tf))
     return jnp.where(near, acc, -q * (1 + q / 2))  # log1p(−q) to q³/3 ≤ 1e-14
@@ -436,9 +364,7 @@ def at_optimum(t: jax.Array) -> AtOptimum:
     # t ≥ 0; u = 2/(t/2 + √(t²/4 + 2)) so that t² cannot overflow.
     tp = jnp.where(nonneg, t, 0)
     log_phi = log_ndtr_nonneg(tp)
-    h = tp / 2
-    u = 2 / (h + jnp.sqrt(h * h + 2))
-    kl_pos = (u * u / 2 - 2 + 1 / (u * u)) + (jnp.log(u) + HALF_LOG_2PI + log_phi)
+    kl_pos = kl_from_u(u_of_t(tp), log_phi)
     y = jnp.where(nonneg, 1, -t)
     pt = _parts(y)
     series = y > k.kl_series_from
@@ -484,18 +410,16 @@ def _at_optimum_float32(t: jax.Array) -> AtOptimum:
     nonneg = t >= 0
     tp = jnp.where(t < 0, 0, t)  # a NaN t stays NaN here
     log_phi = _log_phi_float32(tp)
-    h = tp / 2
-    u = 2 / (h + jnp.sqrt(h * h + 2))
-    kl_pos = (u * u / 2 - 2 + 1 / (u * u)) + (jnp.log(u) + HALF_LOG_2PI + log_phi)
+    kl_pos = kl_from_u(u_of_t(tp), log_phi)
     y = jnp.where(nonneg, 1, -t)
     far = y > _LOG_R_TABLE_TO
     y_far = jnp.where(far, y, _LOG_R_TABLE_TO + 1)
     m_far = _m_asymptotic(y_far)
-    log_r = jnp.where(far, -jnp.log(y_far + m_far), _log_r_from_table(jnp.where(far, 0, y)))
+    log_r = jnp.where(far, -jnp.log(y_far + m_far), evaluate(_LOG_R_TABLE, jnp.where(far, 0, y)))
     series = y > k.kl_series_from
     kl_far = _kl_series(1 / jnp.square(jnp.where(series, y, k.kl_series_from + 1)))
     in_table = (t >= _KL_TABLE_FROM) & (t < _KL_TABLE_TO)
-    kl_tab = _kl_from_table(jnp.where(in_table, t, 0))
+    kl_tab = evaluate(_KL_TABLE, jnp.where(in_table, t, 0))
     # A NaN t fails every comparison and lands in kl_pos, which keeps it NaN.
     kl = jnp.where(in_table, kl_tab, jnp.where(series, kl_far, jnp.maximum(kl_pos, 0)))
     return AtOptimum(jnp.where(nonneg, log_phi, log_r), kl)

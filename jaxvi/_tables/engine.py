@@ -113,9 +113,10 @@ def duckdb_error(err: BaseException, label: str) -> EngineError:
     text = str(err).strip()
     lines = [s.strip() for s in text.splitlines() if s.strip()]
     head = _PREFIX.sub("", lines[0]) if lines else type(err).__name__
-    fields = dict(
-        m.groups() for s in lines if (m := re.match(r"^(file|Original Line) ?[=:] ?(.*)$", s))
-    )
+    fields: dict[str, str] = {}
+    for s in lines:
+        if m := re.match(r"^(file|Original Line) ?[=:] ?(.*)$", s):
+            fields[m[1]] = m[2]
     where = fields.get("file", label)
     column = re.search(r'converting column "(.+?)"', text)
     csv_line = re.match(r"CSV Error on Line: (\d+)", head)

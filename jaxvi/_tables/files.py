@@ -184,7 +184,7 @@ class TableWriter:
                 raise ValueError(f"metadata keys {sorted(clash)} clash with column names")
             arrays.update({k: np.array(v) for k, v in self.metadata.items()})
             with open(self.path, "wb") as fh:
-                np.savez(fh, **arrays)
+                np.savez(fh, **arrays)  # type: ignore[arg-type]
         elif self._writer is not None:
             self._writer.close()
         else:

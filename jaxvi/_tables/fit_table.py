@@ -17,12 +17,12 @@ import math
 import os
 import sys
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
+from jaxvi._model.params import positive
 from jaxvi._tables.engine import connect
 from jaxvi._tables.sources import open_source
 from jaxvi._tables.statistics import Layout, StatsBatch, plan_statistics, show, statistics_batches
@@ -30,47 +30,6 @@ from jaxvi._tables.statistics import Layout, StatsBatch, plan_statistics, show, 
 __all__ = ["TableFit", "fit_table"]
 
 BATCH_SIZE = 1 << 16
-
-
-def positive(name: str, value: Any) -> float:
-    """``value`` as a float, checked finite and > 0.
-
-    Examples:
-        >>> positive("lam", 2)
-        2.0
-        >>> positive("sigma", -1)
-        Traceback (most recent call last):
-        ...
-        ValueError: sigma must be a positive finite number, got -1
-    """
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}") from None
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return number
-
-
-def _work_dtype(dtype: Any) -> np.dtype:
-    """The compute dtype: float32 by default; float64 needs JAX's x64 mode (else float32
-    with a warning, as :func:`jaxvi.fit` does)."""
-    import jax
-
-    want = np.dtype(np.float64 if jax.config.jax_enable_x64 else np.float32)
-    if dtype is not None:
-        want = np.dtype(dtype)
-        if want.kind != "f" or want.itemsize not in (4, 8):
-            raise ValueError(f"dtype must be float32 or float64, got {want}")
-    if want == np.float64 and not jax.config.jax_enable_x64:
-        warnings.warn(
-            "fit_table: float64 with jax_enable_x64 off is computed in float32; enable x64 "
-            "(JAX_ENABLE_X64=1) for float64 results",
-            UserWarning,
-            stacklevel=3,
-        )
-        want = np.dtype(np.float32)
-    return want
 
 
 class TableFit:
@@ -154,7 +113,9 @@ class TableFit:
                 if k == 0:
                     if before_solve is not None:
                         before_solve()
-                    self.dtype = _work_dtype(self.dtype_request)
+                    from jaxvi._model.dtypes import compute_dtype
+
+                    self.dtype = compute_dtype(None, self.dtype_request, who="fit_table")
                     if self.estimate is not None:
                         self.lam_estimate = self._estimate(stats)
                 yield self._result_batch(batch)
@@ -179,8 +140,10 @@ class TableFit:
         assert self.estimate is not None
         from jaxvi._model.statistics import rebase
 
-        whole = [np.concatenate([getattr(b, f) for b in stats]) for f in SuffStats._fields]
-        fields = rebase(*whole, self.dtype)
+        n, sum_x, sum_x2, shift = (
+            np.concatenate([getattr(b, f) for b in stats]) for f in SuffStats._fields
+        )
+        fields = rebase(n, sum_x, sum_x2, shift, self.dtype)
         sigma = (
             np.concatenate([b.sigma for b in stats if b.sigma is not None]).astype(self.dtype)
             if self.sigma_column
@@ -212,6 +175,7 @@ class TableFit:
             )
         lam = batch.lam if self.lam_column else self.lam_estimate or self.lam
         sigma = batch.sigma if self.sigma_column else self.sigma
+        assert lam is not None and sigma is not None  # a column's batch always carries it
         return solve_rows(
             stats, lam, sigma, self.theta, dtype=dt, exact=self.exact, batch=self.batch_size
         )
@@ -219,7 +183,7 @@ class TableFit:
     @property
     def metadata(self) -> dict[str, str]:
         """λ, σ, the dtype, jaxvi's version and the input, as text."""
-        from jaxvi import __version__
+        from jaxvi._version import __version__
 
         meta = {"jaxvi_version": __version__, "input": self.label}
         if self.lam_estimate is not None:

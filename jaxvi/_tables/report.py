@@ -21,18 +21,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvi._model.exact import posterior, posterior_quantile
+from jaxvi._model.dtypes import default_float
+from jaxvi._model.exact import posterior_quantile
+from jaxvi._model.params import positive
 from jaxvi._model.statistics import SuffStats
 from jaxvi._tables.engine import INSTALL_HINT
 from jaxvi._tables.files import atomic_path, read_columns, read_metadata
 from jaxvi._tables.statistics import show
+from jaxvi._text import format_table
 
 __all__ = [
     "Coverage",
     "Study",
     "exact_interval",
     "load_study",
-    "posterior_moments",
     "q_interval",
     "write_report",
 ]
@@ -75,12 +77,6 @@ def _same_posterior(n: jax.Array, b: jax.Array, lam, sigma) -> SuffStats:
 
 
 @jax.jit
-def _moments(n, b, lam, sigma):
-    post = posterior(_same_posterior(n, b, lam, sigma), lam, sigma)
-    return post.mean, jnp.sqrt(post.var)
-
-
-@jax.jit
 def _exact_interval(n, b, lam, sigma, tail):
     stats = _same_posterior(n, b, lam, sigma)
     return (
@@ -91,31 +87,9 @@ def _exact_interval(n, b, lam, sigma, tail):
 
 def _padded(fn, n, b, *args):
     num = len(n)
-    dtype = jnp.zeros(()).dtype  # float64 when x64 is on
+    dtype = default_float()
     pad = lambda v: np.pad(np.asarray(v, dtype), (0, _pad(num) - num))
     return tuple(np.asarray(out)[:num] for out in fn(pad(n), pad(b), *args))
-
-
-def posterior_moments(
-    n: np.ndarray, b: np.ndarray, lam: float, sigma: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sd of the exact posterior (:func:`jaxvi.posterior`) from a solution's n and B.
-
-    Args:
-        n: ``(D,)`` dataset sizes.
-        b: ``(D,)`` B values (:func:`jaxvi.b`).
-        lam: prior rate λ used for the fit.
-        sigma: noise scale σ used for the fit.
-
-    Returns:
-        ``(mean, sd)``, each ``(D,)``.
-
-    Examples:
-        >>> mean, sd = posterior_moments(np.array([0.0]), np.array([-2.0]), lam=2.0, sigma=1.0)
-        >>> float(mean[0]), float(sd[0])  # an empty dataset: the prior Exponential(2)
-        (0.5, 0.5)
-    """
-    return _padded(_moments, n, b, lam, sigma)
 
 
 def exact_interval(
@@ -184,8 +158,7 @@ def load_study(
     lam_v = _meta_float(meta, "lam", lam, results)
     sigma_v = _meta_float(meta, "sigma", sigma, results)
     for name, value in (("lam", lam_v), ("sigma", sigma_v)):
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"--{name} must be a positive finite number, got {value}")
+        positive(f"--{name}", value)
     z = None
     unmatched = 0
     if truth is not None:
@@ -435,8 +408,7 @@ def summary_text(study: Study, cov: Coverage | None) -> str:
                     f"{study.unmatched_truth:,} (empty datasets have no rows in a long table)",
                 )
             )
-    width = max(len(k) for k, _ in rows)
-    lines = [f"jaxvi report: {study.path}", *(f"{k:<{width}}  {v}" for k, v in rows)]
+    lines = [f"jaxvi report: {study.path}", *format_table(rows, align="<<")]
     return "\n".join(lines) + "\n"
 
 

@@ -117,13 +117,13 @@ def _files_of(source: str) -> tuple[list[str], str]:
         raise ValueError(f"{source}: no such file")
     else:
         files = [source]
-    formats = {file_format(f) for f in files}
-    if None in formats:
-        odd = next(f for f in files if file_format(f) is None)
+    odd = [f for f in files if file_format(f) is None]
+    if odd:
         raise ValueError(
-            f"{odd}: unknown table format; use .parquet, .csv, .tsv, .json, .jsonl or .ndjson "
-            "(optionally .gz or .zst)"
+            f"{odd[0]}: unknown table format; use .parquet, .csv, .tsv, .json, .jsonl or "
+            ".ndjson (optionally .gz or .zst)"
         )
+    formats = {str(file_format(f)) for f in files}
     if len(formats) > 1:
         raise ValueError(f"{source}: mixes formats ({', '.join(sorted(formats))}); use one")
     for f in files:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from jaxvi._model.params import NEED, is_positive
 from jaxvi._tables.engine import EngineError, arrow_batches, quote, run_sql
 from jaxvi._tables.sources import Source
 
@@ -261,12 +263,15 @@ def _param(batch: Any, name: str, problems: _Problems, long: bool) -> np.ndarray
     else:
         low = _floats(batch, f"p:{name}")
     problems.add(
-        ~(np.isfinite(low) & (low > 0)),
-        lambda i: (
-            f"{problems.dataset(i)} has {name} = {show(low[i])}; need a positive finite number"
-        ),
+        ~is_positive(low),
+        lambda i: f"{problems.dataset(i)} has {name} = {show(low[i])}, which {NEED}",
     )
     return low
+
+
+def _says(p: _Problems, what: str, values: np.ndarray, i: int) -> str:
+    """``dataset <id> <what> <value i>``: a problem's words."""
+    return f"{p.dataset(i)} {what} {show(values[i])}"
 
 
 def _check_stats(
@@ -274,9 +279,7 @@ def _check_stats(
 ) -> None:
     fields = {"n": n, "sum_x": sum_x, "sum_x2": sum_x2, "shift": shift}
     for name, f in fields.items():
-        p.add(
-            ~np.isfinite(f), lambda i, f=f, name=name: f"{p.dataset(i)} has {name} = {show(f[i])}"
-        )
+        p.add(~np.isfinite(f), partial(_says, p, f"has {name} =", f))
     p.add(
         (n < 0) | (n != np.round(n)),
         lambda i: f"{p.dataset(i)} has n = {show(n[i])}; need an integer >= 0",
@@ -324,7 +327,7 @@ def _long_batch(con: Any, layout: Layout, batch: Any) -> StatsBatch:
         if value is not None:
             bad = np.zeros(len(n), bool)
             bad[i] = True
-            p.add(bad, lambda i, v=value: f"{p.dataset(i)} has a non-finite {x} = {show(v)}")
+            p.add(bad, partial(_says, p, f"has a non-finite {x} =", np.full(len(n), value)))
             break
     lam = _param(batch, layout.lam, p, True) if layout.lam else None
     sigma = _param(batch, layout.sigma, p, True) if layout.sigma else None
@@ -335,12 +338,12 @@ def _long_batch(con: Any, layout: Layout, batch: Any) -> StatsBatch:
 def _stats_batch(layout: Layout, batch: Any) -> StatsBatch:
     ids = batch.column(0)
     p = _Problems(ids)
-    fields = [_floats(batch, c) for c in (*STATS_COLUMNS, "shift")]
-    _check_stats(*fields, p)
+    n, sum_x, sum_x2, shift = (_floats(batch, c) for c in (*STATS_COLUMNS, "shift"))
+    _check_stats(n, sum_x, sum_x2, shift, p)
     lam = _param(batch, layout.lam, p, False) if layout.lam else None
     sigma = _param(batch, layout.sigma, p, False) if layout.sigma else None
     p.raise_first(layout.label)
-    return StatsBatch(ids, *fields, lam=lam, sigma=sigma)
+    return StatsBatch(ids, n, sum_x, sum_x2, shift, lam, sigma)
 
 
 def statistics_batches(con: Any, layout: Layout, rows: int) -> Iterator[StatsBatch]:

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from jaxvi._model.params import positive
 from jaxvi._tables.files import output_format, output_table, read_npz
-from jaxvi._tables.fit_table import BATCH_SIZE, TableFit, positive, progress_bar
+from jaxvi._tables.fit_table import BATCH_SIZE, TableFit, progress_bar
 from jaxvi._tables.sources import file_format
 
 __all__ = [
@@ -76,7 +77,7 @@ def simulation_chunks(
     sigma: float = 1.0,
     sizes: int | tuple[int, int] = (1, 64),
     seed: int = 0,
-    dtype: np.dtype | str = np.float32,
+    dtype: Any = np.float32,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
     """Simulated datasets, a chunk at a time: ``(first_id, x, lengths, z)`` as NumPy arrays.
 
@@ -103,7 +104,7 @@ def simulation_chunks(
 
 
 def _metadata(**kv: Any) -> dict[str, str]:
-    from jaxvi import __version__
+    from jaxvi._version import __version__
 
     return {"jaxvi_version": __version__, **{k: str(v) for k, v in kv.items() if v is not None}}
 

@@ -5,8 +5,9 @@ The work is memory-bound, so every contender is reported against a *roofline pro
 contenders are timed round-robin (one repetition of each in turn) so that noise from a shared
 machine hits them alike; the median is reported. Compilation is timed apart from the runs.
 
-Peers (optional, the ``bench`` extra): NumPy ``add.reduceat`` closed form in float64, PyTorch
-``segment_reduce`` with autograd for the gradient, and NumPyro SVI vmapped over datasets.
+Each contender is a :class:`Contender` record: how to run it, what it is measured against
+(its roofline), the work it does, and whether it is jaxvi or a peer
+(:mod:`jaxvi._tools.peers`, the optional ``bench`` extra: NumPy, PyTorch, numba, NumPyro).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import jax
@@ -25,24 +27,24 @@ import numpy as np
 from jaxvi._model.solve import solve
 from jaxvi._stats.data import Ragged
 from jaxvi._stats.padded import suff_stats
+from jaxvi._stats.ragged import suff_stats_ragged
+from jaxvi._text import format_table
+from jaxvi._tools import peers as peer_fns
 
 __all__ = [
     "NOMINAL_BANDWIDTH_GBPS",
     "BenchReport",
     "BenchRow",
-    "closed_form_numpy",
+    "Contender",
     "compiled_thunk",
     "device_summary",
     "fit_timings",
     "nominal_bandwidth",
-    "numpy_reduceat",
-    "numpyro_svi",
     "padded_workload",
     "parse_peers",
     "ragged_workload",
     "run_bench",
     "time_round_robin",
-    "torch_segment_reduce",
 ]
 
 # Nominal peak memory bandwidth (GB/s) by a substring of jax's ``device_kind``; vendors'
@@ -70,7 +72,7 @@ NOMINAL_BANDWIDTH_GBPS: tuple[tuple[str, float], ...] = (
     ("TPU v2", 700.0),
 )
 
-PEERS = ("numpy", "torch", "numpyro")
+PEERS = ("numpy", "torch", "numba", "numpyro")
 
 
 def parse_peers(text: str) -> tuple[str, ...]:
@@ -161,117 +163,36 @@ def padded_workload(rows: int, cols: int = 64, *, seed: int = 0) -> jax.Array:
     return jax.block_until_ready(jax.device_put(x))
 
 
-def closed_form_numpy(
-    n: np.ndarray, s: np.ndarray, s2: np.ndarray, lam: float = 1.0, sigma: float = 1.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """θ*, ELBO(θ*) and dELBO/dθ at θ* from unshifted sums, in float64 (the NumPy peer)."""
-    v = sigma * sigma
-    a = n / v
-    bb = s / v - lam
-    root = np.sqrt(bb * bb + 8 * a)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        theta = np.where(bb > 0, 4 * a / np.where(bb > 0, bb + root, 1), (root - bb) / 2)
-    c = -s2 / (2 * v) - n / 2 * np.log(2 * np.pi * v) + np.log(lam) + 1
-    r = 1 / theta
-    elbo = bb * r - a * r * r - np.log(theta) + c
-    grad = r * r * (-bb + 2 * a * r) - r
-    return theta, elbo, grad
+@dataclass(frozen=True)
+class Contender:
+    """One timed contender.
 
-
-def numpy_reduceat(
-    values: np.ndarray, offsets: np.ndarray, lam: float = 1.0, sigma: float = 1.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The NumPy peer: ``np.add.reduceat`` sums in float64, then the closed form.
-
-    Examples:
-        >>> th, _, _ = numpy_reduceat(np.array([1.0, 2.0, 3.0]), np.array([0, 3, 3]))
-        >>> th.round(4).tolist()
-        [1.0, 1.0]
+    Attributes:
+        name: its row's name.
+        run: one repetition, blocking until done; returns θ ``(D,)`` for the error column, or
+            ``None``.
+        kind: ``"roofline"`` (``jnp.sum`` over the same bytes), ``"jaxvi"`` or ``"peer"``.
+        roofline: the name of the roofline contender its bytes are measured against.
+        num_datasets: datasets per repetition.
+        nbytes: useful bytes read per repetition.
+        compile_seconds: compile time measured apart; ``None`` when ``run`` compiles inside
+            its first call (then the first call's excess over the median is reported).
+        note: what else a reader needs to know.
+        reference: θ to measure the error against (the first ``len`` datasets), or ``None``.
+        headline: its ratio against each peer (the ragged ``fit``) or its roofline fraction
+            (the padded kernels) is a headline of the report.
     """
-    lengths = np.diff(offsets)
-    n = lengths.astype(np.float64)
-    s, s2 = np.zeros_like(n), np.zeros_like(n)
-    # reduceat gives x[start] for an empty segment, so reduce over the non-empty ones only:
-    # each then ends where the next non-empty one starts.
-    full = lengths > 0
-    if full.any():
-        starts = offsets[:-1][full]
-        # Accumulate in float64 without a float64 copy of the values (one fewer big array:
-        # the peer's time then depends less on how fast the OS hands out fresh pages).
-        s[full] = np.add.reduceat(values, starts, dtype=np.float64)
-        s2[full] = np.add.reduceat(np.square(values, dtype=np.float64), starts)
-    return closed_form_numpy(n, s, s2, lam, sigma)
 
-
-def torch_segment_reduce(
-    values: np.ndarray, offsets: np.ndarray, lam: float = 1.0, sigma: float = 1.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The PyTorch peer: ``torch.segment_reduce`` sums, θ* closed form, gradient by autograd."""
-    import torch
-
-    x = torch.from_numpy(values)
-    lengths = torch.from_numpy(np.diff(offsets))
-    s = torch.segment_reduce(x, "sum", lengths=lengths, unsafe=True)
-    s2 = torch.segment_reduce(x * x, "sum", lengths=lengths, unsafe=True)
-    n = lengths.to(x.dtype)
-    v = sigma * sigma
-    a = n / v
-    bb = s / v - lam
-    root = torch.sqrt(bb * bb + 8 * a)
-    theta = torch.where(bb > 0, 4 * a / torch.where(bb > 0, bb + root, 1), (root - bb) / 2)
-    theta = theta.detach().requires_grad_(True)
-    c = -s2 / (2 * v) - n / 2 * float(np.log(2 * np.pi * v)) + float(np.log(lam)) + 1
-    elbo = bb / theta - a / theta**2 - torch.log(theta) + c
-    elbo.sum().backward()
-    return theta.detach().numpy(), elbo.detach().numpy(), theta.grad.numpy()
-
-
-def numpyro_svi(
-    x: np.ndarray,
-    lengths: np.ndarray,
-    steps: int,
-    *,
-    lam: float = 1.0,
-    sigma: float = 1.0,
-    seed: int = 0,
-    final_step_ratio: float = 1e-3,
-    num_particles: int = 1,
-) -> Callable[[], np.ndarray]:
-    """The NumPyro peer, compiled: SVI (Trace_ELBO, an Exponential guide, Adam with a decaying
-    step) for each dataset, vmapped over the padded ``x`` ``(D, L)``.
-
-    Returns:
-        A function that runs the fit and returns the fitted rates θ ``(D,)``.
-    """
-    import numpyro
-    import numpyro.distributions as dist
-    from numpyro.infer import SVI, Trace_ELBO
-
-    def model(xs, mask):
-        z = numpyro.sample("z", dist.Exponential(lam))
-        with numpyro.plate("obs", xs.shape[0]), numpyro.handlers.mask(mask=mask):
-            numpyro.sample("x", dist.Normal(z, sigma), obs=xs)
-
-    def guide(xs, mask):
-        rate = numpyro.param("rate", 1.0, constraint=dist.constraints.positive)
-        numpyro.sample("z", dist.Exponential(rate))
-
-    # A decaying step (0.1 down to 0.1·final_step_ratio): Trace_ELBO's one-sample gradient is
-    # noisy, and Adam then random-walks with steps of the step size; at a final step of 1e-3
-    # the median error of θ stays near 2% however many steps are taken.
-    schedule = lambda i: 0.1 * final_step_ratio ** (i / steps)
-    svi = SVI(model, guide, numpyro.optim.Adam(schedule), Trace_ELBO(num_particles=num_particles))
-
-    def one(key, xs, mask):
-        state = svi.init(key, xs, mask)
-        state = jax.lax.fori_loop(0, steps, lambda _, s: svi.update(s, xs, mask)[0], state)
-        return svi.get_params(state)["rate"]
-
-    keys = jax.random.split(jax.random.key(seed), x.shape[0])
-    mask = np.arange(x.shape[1]) < lengths[:, None]
-    args = (keys, jnp.asarray(x, jnp.float32), jnp.asarray(mask))
-    compiled = jax.jit(jax.vmap(one)).lower(*args).compile()
-    return lambda: np.asarray(compiled(*args))
+    name: str
+    run: Callable[[], Any]
+    kind: str
+    roofline: str
+    num_datasets: int
+    nbytes: int
+    compile_seconds: float | None = 0.0
+    note: str = ""
+    reference: np.ndarray | None = None
+    headline: bool = False
 
 
 @dataclass(frozen=True)
@@ -279,7 +200,8 @@ class BenchRow:
     """One contender: what it did and how fast.
 
     ``seconds`` is the median over repetitions; ``datasets_per_s`` may be scaled from a subset
-    (``note`` says so); ``roofline`` is the roofline time divided by ``seconds``.
+    (``note`` says so); ``roofline`` is the roofline time for the same bytes divided by
+    ``seconds``.
     """
 
     name: str
@@ -292,6 +214,8 @@ class BenchRow:
     roofline: float
     max_rel_err_theta: float = float("nan")
     note: str = ""
+    kind: str = "jaxvi"
+    headline: bool = False
 
 
 @dataclass
@@ -316,24 +240,19 @@ class BenchReport:
         elif jax.devices()[0].platform != "cpu":
             lines.append("nominal bandwidth: unknown for this device")
         head = ("contender", "median s", "compile s", "datasets/s", "GB/s", "roofline", "θ err")
-        table = [head]
-        for r in self.rows:
-            table.append(
-                (
-                    r.name,
-                    f"{r.seconds:.4f}",
-                    f"{r.compile_seconds:.2f}",
-                    f"{r.datasets_per_s:.3g}",
-                    f"{r.gb_per_s:.2f}",
-                    f"{r.roofline:.2f}",
-                    "" if np.isnan(r.max_rel_err_theta) else f"{r.max_rel_err_theta:.1e}",
-                )
+        body = [
+            (
+                r.name,
+                f"{r.seconds:.4f}",
+                f"{r.compile_seconds:.2f}",
+                f"{r.datasets_per_s:.3g}",
+                f"{r.gb_per_s:.2f}",
+                f"{r.roofline:.2f}",
+                "" if np.isnan(r.max_rel_err_theta) else f"{r.max_rel_err_theta:.1e}",
             )
-        widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-        for row in table:
-            cells = [row[0].ljust(widths[0])]
-            cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-            lines.append("  ".join(cells))
+            for r in self.rows
+        ]
+        lines += format_table(body, head=head)
         if self.nominal_gbps is not None:
             best = max(r.gb_per_s for r in self.rows)
             lines.append(f"best GB/s as a fraction of nominal: {best / self.nominal_gbps:.2f}")
@@ -342,17 +261,17 @@ class BenchReport:
         return "\n".join(lines)
 
     def headlines(self) -> list[str]:
-        """The ratios issue 4 sets targets for, for the rows present."""
-        names = {r.name: r for r in self.rows}
+        """The ratios the targets are set for: each headline kernel's roofline fraction, and
+        the headline ``fit``'s datasets/s against each peer's."""
         out = []
-        for name in _PADDED_HEADLINES:
-            if name in names:
-                out.append(f"{name}: {names[name].roofline:.2f} of the jnp.sum roofline")
-        fit_row = names.get("ragged fit")
-        for peer in ("NumPy reduceat (float64)", "PyTorch segment_reduce", "NumPyro SVI (vmapped)"):
-            if fit_row is not None and peer in names:
-                ratio = fit_row.datasets_per_s / names[peer].datasets_per_s
-                out.append(f"ragged fit vs {peer}: {ratio:.3g}x the datasets/s")
+        for r in self.rows:
+            if r.headline and r.kind == "jaxvi":
+                out.append(f"{r.name}: {r.roofline:.2f} of the jnp.sum roofline")
+        fits = [r for r in self.rows if r.headline and r.name.startswith("ragged fit")]
+        for f in fits:
+            for p in (r for r in self.rows if r.kind == "peer"):
+                ratio = f.datasets_per_s / p.datasets_per_s
+                out.append(f"{f.name} vs {p.name}: {ratio:.3g}x the datasets/s")
         return out
 
 
@@ -376,35 +295,7 @@ def compiled_thunk(fn: Callable, *args: Any) -> tuple[Callable[[], Any], float]:
     return lambda: jax.block_until_ready(exe(*args)), compile_s
 
 
-# The padded rows whose roofline fraction the report states: issue 4's kernel is
-# solve(suff_stats(x, lengths)); the full-row form (lengths=None) is the fast path beside it.
-_PADDED_HEADLINES = (
-    "padded solve, lengths",
-    "padded solve + exact, lengths",
-    "padded solve, full rows",
-    "padded solve + exact, full rows",
-)
-
-
-def padded_kernels(x: jax.Array) -> dict[str, tuple[Callable[[], Any], float]]:
-    """Compiled, warmed-up thunks of the padded kernels and their roofline, on ``x`` ``(D, L)``.
-
-    ``lengths`` are all ``L``: every byte is useful, so the GB/s compare with the roofline's.
-    """
-    lengths = jax.device_put(np.full(x.shape[0], x.shape[1], np.int32))
-    out = {"jnp.sum (roofline, padded)": compiled_thunk(jnp.sum, x)}
-    for exact in (False, True):
-        tag = " + exact" if exact else ""
-        out[f"padded solve{tag}, lengths"] = compiled_thunk(
-            lambda x, n, exact=exact: solve(suff_stats(x, n), exact=exact), x, lengths
-        )
-        out[f"padded solve{tag}, full rows"] = compiled_thunk(
-            lambda x, exact=exact: solve(suff_stats(x), exact=exact), x
-        )
-    return out
-
-
-def fit_timings(data: Any, *, exact: bool, reps: int) -> tuple[float, list[float]]:
+def fit_timings(data: Any, *, exact: bool, reps: int, **options: Any) -> tuple[float, list[float]]:
     """Wall times of :func:`jaxvi.fit` on ``data``: the first call (which compiles every block
     shape) and ``reps`` more."""
     from jaxvi._fit.fit import fit
@@ -412,7 +303,7 @@ def fit_timings(data: Any, *, exact: bool, reps: int) -> tuple[float, list[float
     times = []
     for _ in range(reps + 1):
         t0 = time.perf_counter()
-        fit(data, exact=exact)
+        fit(data, exact=exact, **options)
         times.append(time.perf_counter() - t0)
     return times[0], times[1:]
 
@@ -420,6 +311,111 @@ def fit_timings(data: Any, *, exact: bool, reps: int) -> tuple[float, list[float
 def _max_rel_err(theta: np.ndarray, ref: np.ndarray) -> float:
     ok = np.isfinite(ref) & (ref > 0)
     return float(np.max(np.abs(theta[ok] - ref[ok]) / ref[ok])) if ok.any() else float("nan")
+
+
+def padded_contenders(x: jax.Array) -> list[Contender]:
+    """The padded kernels on the device-resident block ``x`` ``(D, L)``, and their roofline.
+
+    ``lengths`` are all ``L``: every byte is useful, so the GB/s compare with the roofline's.
+    ``solve(suff_stats(x, lengths))`` is the headline kernel; full rows (``lengths=None``) are
+    the fast path beside it."""
+    rows, nbytes = x.shape[0], x.nbytes
+    roof = "jnp.sum (roofline, padded)"
+    note = "device-resident float32"
+    thunk, c = compiled_thunk(jnp.sum, x)
+    out = [Contender(roof, thunk, "roofline", roof, rows, nbytes, c, note)]
+    lengths = jax.device_put(np.full(rows, x.shape[1], np.int32))
+    for exact in (False, True):
+        tag = " + exact" if exact else ""
+        thunk, c = compiled_thunk(
+            lambda x, n, exact=exact: solve(suff_stats(x, n), exact=exact), x, lengths
+        )
+        name = f"padded solve{tag}, lengths"
+        out.append(Contender(name, thunk, "jaxvi", roof, rows, nbytes, c, note, headline=True))
+        thunk, c = compiled_thunk(lambda x, exact=exact: solve(suff_stats(x), exact=exact), x)
+        name = f"padded solve{tag}, full rows"
+        out.append(Contender(name, thunk, "jaxvi", roof, rows, nbytes, c, note))
+    return out
+
+
+def ragged_contenders(
+    values: np.ndarray, offsets: np.ndarray, peers: Sequence[str], svi: dict[str, int]
+) -> list[Contender]:
+    """``fit`` from host NumPy, the ragged statistics on device-resident values, their
+    roofline, and the peers."""
+    from jaxvi._fit.fit import fit
+
+    num, nbytes = offsets.shape[0] - 1, values.nbytes
+    roof = "jnp.sum (roofline, ragged)"
+    dev_values, dev_offsets = jax.device_put(values), jax.device_put(offsets)
+    ref = peer_fns.numpy_reduceat(values, offsets)[0]
+    thunk, c = compiled_thunk(jnp.sum, dev_values)
+    out = [Contender(roof, thunk, "roofline", roof, num, nbytes, c, "device-resident values")]
+    thunk, c = compiled_thunk(suff_stats_ragged, dev_values, dev_offsets)
+    out.append(
+        Contender(
+            "ragged stats, jit(suff_stats_ragged)", thunk, "jaxvi", roof, num, nbytes, c,
+            "device-resident values; statistics only", headline=True,
+        )
+    )  # fmt: skip
+    data = Ragged(values, offsets)
+    engines = ["auto"] + (["xla"] if jax.devices()[0].platform == "cpu" else [])
+    for engine in engines:
+        for exact in (False, True):
+            name = "ragged fit" + (" + exact" if exact else "")
+            if engine == "xla":
+                name += ", XLA engine"
+            run = partial(lambda e, x: fit(data, exact=x, engine=e).theta, engine, exact)
+            note = "from host NumPy, validation on"
+            if engine == "xla":
+                note += "; length buckets reduced by XLA (the accelerator path)"
+            out.append(
+                Contender(
+                    name, run, "jaxvi", roof, num, nbytes, None, note, ref,
+                    headline=engine == "auto" and not exact,
+                )
+            )  # fmt: skip
+    simple = {
+        "numpy": ("NumPy reduceat (float64)", peer_fns.numpy_reduceat, ""),
+        "torch": ("PyTorch segment_reduce", peer_fns.torch_segment_reduce, "float32, autograd"),
+        "numba": (
+            "numba prange loop (float64)",
+            peer_fns.numba_loop,
+            "shifted sums in float64 on every core, then NumPy's closed form",
+        ),
+    }
+    for key in peers:
+        if key in simple:
+            name, fn, note = simple[key]
+            first = time.perf_counter()
+            fn(values[:100], offsets[offsets <= 100])  # numba compiles here
+            c = time.perf_counter() - first
+            out.append(
+                Contender(
+                    name, partial(lambda f: f(values, offsets)[0], fn), "peer", roof, num,
+                    nbytes, c, note, ref,
+                )
+            )  # fmt: skip
+    if "numpyro" in peers:
+        count = svi["datasets"]
+        lengths = np.diff(offsets)[:count]
+        width = int(max(lengths.max(initial=1), 1))
+        xs = np.zeros((count, width), np.float32)
+        xs[np.arange(width) < lengths[:, None]] = values[: int(lengths.sum())]
+        t0 = time.perf_counter()
+        fit_svi = peer_fns.numpyro_svi(
+            xs, lengths, svi["steps"], seed=svi["seed"], num_particles=svi["particles"]
+        )
+        note = (
+            f"{svi['steps']} steps of Trace_ELBO({svi['particles']} particles) on the first "
+            f"{count} datasets; datasets/s from that subset"
+        )
+        c = time.perf_counter() - t0
+        nb = int(lengths.sum()) * 4
+        out.append(
+            Contender("NumPyro SVI (vmapped)", fit_svi, "peer", roof, count, nb, c, note, ref)
+        )
+    return out
 
 
 def run_bench(
@@ -440,7 +436,7 @@ def run_bench(
         num_datasets: ragged datasets for the end-to-end ``fit`` and its peers.
         padded_rows: rows of the device-resident float32 padded block (0 skips it).
         padded_cols: its width.
-        peers: any of ``"numpy"``, ``"torch"``, ``"numpyro"``.
+        peers: any of ``"numpy"``, ``"torch"``, ``"numba"``, ``"numpyro"``.
         reps: repetitions per contender (median reported).
         svi_datasets: datasets NumPyro fits (its datasets/s is measured on these).
         svi_steps: SVI steps per dataset.
@@ -452,8 +448,6 @@ def run_bench(
     Returns:
         :class:`BenchReport`.
     """
-    from jaxvi._fit.fit import fit
-
     unknown = set(peers) - set(PEERS)
     if unknown:
         raise ValueError(f"bench: unknown peers {sorted(unknown)}; choose from {list(PEERS)}")
@@ -464,94 +458,55 @@ def run_bench(
         nominal_bandwidth(dev.device_kind),
         jax.__version__,
     )
-    thunks: dict[str, Callable[[], Any]] = {}
-    meta: dict[str, tuple[float, int, int, str]] = {}  # compile s, datasets, bytes, note
-
+    contenders: list[Contender] = []
     if padded_rows:
-        x = padded_workload(padded_rows, padded_cols, seed=seed)
-        for name, (thunk, compile_s) in padded_kernels(x).items():
-            thunks[name] = thunk
-            meta[name] = (compile_s, padded_rows, x.nbytes, "device-resident float32")
-
+        contenders += padded_contenders(padded_workload(padded_rows, padded_cols, seed=seed))
     values, offsets = ragged_workload(num_datasets, seed=seed)
-    nbytes = values.nbytes
-    dev_values = jax.device_put(values)
-    thunks["jnp.sum (roofline, ragged)"], c = compiled_thunk(jnp.sum, dev_values)
-    meta["jnp.sum (roofline, ragged)"] = (c, num_datasets, nbytes, "device-resident values")
-    data = Ragged(values, offsets)
-    ref = numpy_reduceat(values, offsets)[0]
-    results: dict[str, np.ndarray] = {}
-    for exact in (False, True):
-        name = "ragged fit" + (" + exact" if exact else "")
-        first = fit_timings(data, exact=exact, reps=0)[0]  # compiles every bucket shape
+    svi = {"datasets": svi_datasets, "steps": svi_steps, "particles": svi_particles, "seed": seed}
+    contenders += ragged_contenders(values, offsets, peers, svi)
 
-        def run(exact=exact, name=name):
-            results[name] = fit(data, exact=exact).theta
-
-        thunks[name] = run
-        # Negative: the first call's time, from which the median run is subtracted below.
-        meta[name] = (-first, num_datasets, nbytes, "from host NumPy, validation on")
-    if "numpy" in peers:
-        thunks["NumPy reduceat (float64)"] = lambda: results.__setitem__(
-            "NumPy reduceat (float64)", numpy_reduceat(values, offsets)[0]
-        )
-        meta["NumPy reduceat (float64)"] = (0.0, num_datasets, nbytes, "")
-    if "torch" in peers:
-        thunks["PyTorch segment_reduce"] = lambda: results.__setitem__(
-            "PyTorch segment_reduce", torch_segment_reduce(values, offsets)[0]
-        )
-        torch_segment_reduce(values[:100], offsets[offsets <= 100])  # warm-up
-        meta["PyTorch segment_reduce"] = (0.0, num_datasets, nbytes, "float32, autograd")
-    if "numpyro" in peers:
-        lengths = np.diff(offsets)[:svi_datasets]
-        width = int(max(lengths.max(initial=1), 1))
-        xs = np.zeros((svi_datasets, width), np.float32)
-        mask = np.arange(width) < lengths[:, None]
-        xs[mask] = values[: int(lengths.sum())]
+    # A first call of each (fit compiles its block shapes there), then round-robin repetitions.
+    first: dict[str, float] = {}
+    for c in contenders:
         t0 = time.perf_counter()
-        svi = numpyro_svi(xs, lengths, svi_steps, seed=seed, num_particles=svi_particles)
-        compile_s = time.perf_counter() - t0
-        svi_ref = ref[:svi_datasets]
-        thunks["NumPyro SVI (vmapped)"] = lambda: results.__setitem__(
-            "NumPyro SVI (vmapped)", svi()
-        )
-        meta["NumPyro SVI (vmapped)"] = (
-            compile_s,
-            svi_datasets,
-            int(lengths.sum()) * 4,
-            f"{svi_steps} steps of Trace_ELBO({svi_particles} particles) on the first "
-            f"{svi_datasets} datasets; datasets/s from that subset",
-        )
+        c.run()
+        first[c.name] = time.perf_counter() - t0
+    results: dict[str, Any] = {}
 
-    times = time_round_robin(thunks, reps)
+    def keep(c: Contender) -> Callable[[], None]:
+        return lambda: results.__setitem__(c.name, c.run())
+
+    times = time_round_robin({c.name: keep(c) for c in contenders}, reps)
     med = {k: statistics.median(v) for k, v in times.items()}
-    for name in thunks:
-        compile_s, count, nb, note = meta[name]
-        if compile_s < 0:  # fit compiles inside its first call
-            compile_s = max(-compile_s - med[name], 0.0)
-        roof_name = (
-            "jnp.sum (roofline, padded)" if "padded" in name else "jnp.sum (roofline, ragged)"
-        )
-        err = float("nan")
-        if name in results:
-            r = ref if name != "NumPyro SVI (vmapped)" else svi_ref
-            err = _max_rel_err(results[name], r)
-            if name == "NumPyro SVI (vmapped)":
-                rel = np.abs(results[name] - r) / r
+    by_name = {c.name: c for c in contenders}
+    for c in contenders:
+        compile_s = c.compile_seconds
+        if compile_s is None:  # compiled inside its first call
+            compile_s = max(first[c.name] - med[c.name], 0.0)
+        roof = by_name[c.roofline]
+        note, err = c.note, float("nan")
+        theta = results.get(c.name)
+        if c.reference is not None and isinstance(theta, np.ndarray):
+            ref = c.reference[: theta.shape[0]]
+            err = _max_rel_err(theta, ref)
+            if c.name.startswith("NumPyro"):
+                rel = np.abs(theta - ref) / ref
                 note += f"; θ error median {np.median(rel):.2%}, 90th percentile "
                 note += f"{np.quantile(rel, 0.9):.2%}"
         report.rows.append(
             BenchRow(
-                name=name,
-                seconds=med[name],
+                name=c.name,
+                seconds=med[c.name],
                 compile_seconds=compile_s,
-                num_datasets=count,
-                nbytes=nb,
-                datasets_per_s=count / med[name],
-                gb_per_s=nb / med[name] / 1e9,
-                roofline=med[roof_name] * (nb / meta[roof_name][2]) / med[name],
+                num_datasets=c.num_datasets,
+                nbytes=c.nbytes,
+                datasets_per_s=c.num_datasets / med[c.name],
+                gb_per_s=c.nbytes / med[c.name] / 1e9,
+                roofline=med[roof.name] * (c.nbytes / roof.nbytes) / med[c.name],
                 max_rel_err_theta=err,
                 note=note,
+                kind=c.kind,
+                headline=c.headline,
             )
         )
     return report

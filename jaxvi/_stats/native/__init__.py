@@ -25,7 +25,7 @@ def _load() -> tuple[ModuleType | None, str | None]:
     if os.environ.get("JAXVI_NATIVE", "1") == "0":
         return None, "turned off by JAXVI_NATIVE=0"
     try:
-        from jaxvi._stats.native import _suff_stats
+        from jaxvi._stats.native import _suff_stats  # type: ignore[attr-defined]
     except ImportError as err:
         return None, f"the extension did not load ({err}); reinstall jaxvi with a C++ compiler"
     import jax
@@ -45,7 +45,7 @@ def load() -> ModuleType | None:
     if _loaded is None:
         _loaded = _load()
         module, why = _loaded
-        if module is None and not why.startswith("turned off"):
+        if module is None and not (why or "").startswith("turned off"):
             warnings.warn(
                 f"jaxvi: the native CPU statistics kernel is not available: {why}. Falling back "
                 "to the XLA path, which is several times slower on CPU",

@@ -1,0 +1,169 @@
+"""The package's layers hold (ARCHITECTURE.md): no import cycles, and no import upwards.
+
+Every ``import`` and ``from ... import`` of the package's sources is read, at module level and
+inside functions alike, and resolved to the module it names.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "jaxvi"
+
+# Lower layers first. A module may import from its own layer and those before it.
+LAYERS = (
+    ("base", ("jaxvi._version", "jaxvi._text")),
+    ("model", ("jaxvi._model",)),
+    ("stats", ("jaxvi._stats",)),
+    ("fit", ("jaxvi._fit",)),
+    ("tables", ("jaxvi._tables",)),
+    ("tools", ("jaxvi._tools",)),
+    ("public", ("jaxvi.cli", "jaxvi.bench", "jaxvi.__main__", "jaxvi")),
+)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _resolve(name: str) -> str | None:
+    """The package module ``name`` refers to: itself, or the package that holds it."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imports_of(module: str) -> set[str]:
+    """The package modules that ``module`` imports, anywhere in its source."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            # "from pkg import mod" imports the module pkg.mod when there is one.
+            names = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for name in names:
+            if name == "jaxvi" or name.startswith("jaxvi."):
+                target = _resolve(name)
+                if target and target != module:
+                    found.add(target)
+    return found
+
+
+GRAPH = {m: imports_of(m) for m in MODULES}
+
+
+def layer_of(module: str) -> int:
+    for index, (_, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return index
+    raise AssertionError(f"{module} is in no layer of ARCHITECTURE.md")
+
+
+def test_every_module_has_a_layer():
+    for module in MODULES:
+        layer_of(module)
+
+
+def test_no_import_goes_up_a_layer():
+    upward = []
+    for module, targets in GRAPH.items():
+        if module == "jaxvi":  # the public face: lazy re-exports of every layer
+            continue
+        for target in targets:
+            if target == "jaxvi":
+                upward.append(f"{module} imports the package itself (import its source)")
+            elif layer_of(target) > layer_of(module):
+                upward.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} "
+                              f"({LAYERS[layer_of(target)][0]})")  # fmt: skip
+    assert not upward, "\n".join(upward)
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of ``graph`` (module → imported modules) as a path, or ``None``."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = 1
+        stack.append(module)
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                return [*stack[stack.index(target) :], target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        stack.pop()
+        state[module] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (cycle := visit(module)):
+            return cycle
+    return None
+
+
+def test_no_import_cycle():
+    # The public package re-exports every layer lazily; it is left out.
+    graph = {m: {t for t in ts if t != "jaxvi"} for m, ts in GRAPH.items() if m != "jaxvi"}
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_checks_can_fail():
+    # Function-level imports are read, and a cycle or an upward import would be found.
+    assert "jaxvi._stats.simulate" in GRAPH["jaxvi._tables.study"]  # inside a function
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+    assert layer_of("jaxvi._model.exact") < layer_of("jaxvi._stats.padded")
+
+
+def _defined_and_exported(module: str) -> tuple[set[str], list[str] | None]:
+    tree = ast.parse(MODULES[module].read_text())
+    defined: set[str] = set()
+    exported: list[str] | None = None
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    defined.add(t.id)
+                    if t.id == "__all__" and node.value is not None:
+                        try:
+                            exported = list(ast.literal_eval(node.value))
+                        except ValueError:  # computed (the public face): ask the module
+                            exported = list(__import__(module).__all__)
+        elif isinstance(node, ast.If):  # TYPE_CHECKING blocks
+            for sub in ast.walk(node):
+                if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                    defined.update((a.asname or a.name).split(".")[0] for a in sub.names)
+    return defined, exported
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_all_names_only_what_the_module_defines(module):
+    defined, exported = _defined_and_exported(module)
+    if exported is None:
+        return
+    if module == "jaxvi":  # the public face defines its names lazily (_WHERE)
+        defined |= set(__import__("jaxvi")._WHERE)
+    missing = sorted(set(exported) - defined)
+    assert not missing, f"{module}.__all__ names what it does not define: {missing}"
