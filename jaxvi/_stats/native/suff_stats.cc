@@ -1,8 +1,9 @@
 // Shifted sufficient statistics in one pass over the values, on every core.
 //
 // For each dataset: n, shift = its first value (0 when empty), Σ(x − shift) and Σ(x − shift)²,
-// by pairwise summation over leaves of 128 values (8 SIMD lanes each), in the data's own
-// precision: the rounding error is O(log n · ε), like a tree sum's. Two layouts:
+// by pairwise summation over leaves of 128 values (SIMD lanes each: AVX2 where the CPU has it),
+// in the data's own precision: the rounding error is O(log n · ε), like a tree sum's. Two
+// layouts:
 //
 //   ragged: values (..., M) and offsets (..., D + 1); dataset d is values[offsets[d]:offsets[d+1]]
 //   padded: x (..., W) and lengths (...); row r holds x[r, :clip(lengths[r], 0, W)]
@@ -39,48 +40,52 @@ namespace {
 
 constexpr int64_t kLeaf = 128;               // values summed by lanes before pairwise steps
 constexpr int64_t kValuesPerTask = 1 << 16;  // smaller work is not worth a thread
-constexpr int kLanes = 8;  // pairwise halves are multiples of a step's values
+constexpr int64_t kDatasetCost = 16;  // a dataset's fixed cost, in values (work splits by both)
 
-// float32 data are summed in float32 and float64 data in float64: with 4 lanes over leaves of
-// 128 values and pairwise steps above, the rounding error is at most (32 + log2(n/128))·ε of
-// the sum of magnitudes, as tight as the XLA path's tree of 32-value pieces (32 + log2 n/32).
+// float32 data are summed in float32 and float64 data in float64: with at least 4 lanes over
+// leaves of 128 values and pairwise steps above, the rounding error is at most
+// (32 + log2(n/128))·ε of the sum of magnitudes, as tight as the XLA path's tree of 32-value
+// pieces (32 + log2 n/32).
 template <typename T>
 struct Sums {
   T s1;
   T s2;
 };
 
-// The leaf, on 16-byte SIMD vectors (GCC/Clang vector extensions: SSE2 on x86-64, NEON on
-// arm64): two vectors per step so that the two add chains overlap. Short datasets dominate, so
-// the last partial step reads whole vectors and masks the lanes past the dataset (`room`:
-// values readable from x).
-template <typename T>
+// The leaf, on SIMD vectors of B bytes (GCC/Clang vector extensions: 16 = SSE2 on x86-64 or
+// NEON on arm64, 32 = AVX2, chosen at run time): two vectors per step so that the two add
+// chains overlap. Short datasets dominate, so the last partial step reads whole vectors and
+// masks the lanes past the dataset (`room`: values readable from x).
+// Everything below a range is inlined into it, so that it is compiled for the range's target.
+#define JAXVI_INLINE inline __attribute__((always_inline))
+
+template <int B, typename T>
 struct Simd {
   using Int = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-  static constexpr int kWidth = 16 / sizeof(T);
-  typedef T V __attribute__((vector_size(16)));
-  typedef Int M __attribute__((vector_size(16)));
+  static constexpr int kWidth = B / sizeof(T);
+  typedef T V __attribute__((vector_size(B)));
+  typedef Int M __attribute__((vector_size(B)));
 
-  static V Load(const T* p) {
+  JAXVI_INLINE static V Load(const T* p) {
     V v;
     std::memcpy(&v, p, sizeof(V));
     return v;
   }
-  static M Iota() {
+  JAXVI_INLINE static M Iota() {
     M m;
     for (int k = 0; k < kWidth; ++k) m[k] = k;
     return m;
   }
-  static T Total(V v) {
+  JAXVI_INLINE static T Total(V v) {
     T t = 0;
     for (int k = 0; k < kWidth; ++k) t += v[k];
     return t;
   }
 };
 
-template <typename T>
-inline Sums<T> Leaf(const T* x, int64_t n, T shift, int64_t room) {
-  using S = Simd<T>;
+template <int B, typename T>
+JAXVI_INLINE Sums<T> Leaf(const T* x, int64_t n, T shift, int64_t room) {
+  using S = Simd<B, T>;
   using V = typename S::V;
   using M = typename S::M;
   constexpr int W = S::kWidth;
@@ -94,49 +99,63 @@ inline Sums<T> Leaf(const T* x, int64_t n, T shift, int64_t room) {
     b0 += y0 * y0;
     b1 += y1 * y1;
   }
+  // The last, partial step always runs (masked to nothing when there is no rest): one branch
+  // fewer per dataset. Where the values end within this step, the rest is copied out first:
+  // the same arithmetic either way, so a dataset's sums do not depend on where it lies.
   const int64_t rest = n - i;
-  if (rest > 0) {
-    // Where the values end within this step, the rest is copied out first: the same
-    // arithmetic either way, so a dataset's sums do not depend on where it lies.
-    T tail[2 * W] = {};
-    const T* p = x + i;
-    if (i + 2 * W > room) {
-      std::memcpy(tail, p, rest * sizeof(T));
-      p = tail;
-    }
-    const M iota = S::Iota();
-    const M keep0 = iota < static_cast<typename S::Int>(rest);
-    const M keep1 = iota < static_cast<typename S::Int>(rest - W);
-    const V y0 = (V)((M)(S::Load(p) - s) & keep0);
-    const V y1 = (V)((M)(S::Load(p + W) - s) & keep1);
-    a0 += y0;
-    a1 += y1;
-    b0 += y0 * y0;
-    b1 += y1 * y1;
+  const T* p = x + i;
+  T tail[2 * W];
+  if (__builtin_expect(i + 2 * W > room, 0)) {
+    std::memset(tail, 0, sizeof(tail));
+    std::memcpy(tail, p, rest * sizeof(T));
+    p = tail;
   }
+  const M iota = S::Iota();
+  const M keep0 = iota < static_cast<typename S::Int>(rest);
+  const M keep1 = iota < static_cast<typename S::Int>(rest - W);
+  const V y0 = (V)((M)(S::Load(p) - s) & keep0);
+  const V y1 = (V)((M)(S::Load(p + W) - s) & keep1);
+  a0 += y0;
+  a1 += y1;
+  b0 += y0 * y0;
+  b1 += y1 * y1;
   return {S::Total(a0 + a1), S::Total(b0 + b1)};
 }
 
-// Σ(x − shift), Σ(x − shift)² over x[0:n]: pairwise above kLeaf values.
-template <typename T>
-Sums<T> PairwiseSums(const T* x, int64_t n, T shift, int64_t room) {
-  if (n <= kLeaf) return Leaf(x, n, shift, room);
-  const int64_t half = (n / 2 + kLanes - 1) & ~int64_t{kLanes - 1};
-  const Sums<T> lo = PairwiseSums(x, half, shift, room);
-  const Sums<T> hi = PairwiseSums(x + half, n - half, shift, room - half);
-  return {lo.s1 + hi.s1, lo.s2 + hi.s2};
+// Σ(x − shift), Σ(x − shift)² over x[0:n]: leaves of kLeaf values, added pairwise by a binary
+// counter (no recursion, so it inlines into the vectorised caller).
+template <int B, typename T>
+JAXVI_INLINE Sums<T> PairwiseSums(const T* x, int64_t n, T shift, int64_t room) {
+  if (n <= kLeaf) return Leaf<B>(x, n, shift, room);
+  Sums<T> stack[64];
+  int depth = 0;
+  int64_t leaves = 0;
+  for (int64_t i = 0; i < n; i += kLeaf, ++leaves) {
+    Sums<T> s = Leaf<B>(x + i, std::min(kLeaf, n - i), shift, room - i);
+    for (int64_t c = leaves; c & 1; c >>= 1) {
+      const Sums<T>& left = stack[--depth];
+      s = {left.s1 + s.s1, left.s2 + s.s2};
+    }
+    stack[depth++] = s;
+  }
+  Sums<T> total = stack[--depth];
+  while (depth > 0) {
+    const Sums<T>& left = stack[--depth];
+    total = {left.s1 + total.s1, left.s2 + total.s2};
+  }
+  return total;
 }
 
 // The statistics of one dataset x[0:len] (len >= 0); `room` values are readable from x.
-template <typename T>
-inline void OneDataset(const T* x, int64_t len, int64_t room, T* n, T* shift, T* s1, T* s2) {
+template <int B, typename T>
+JAXVI_INLINE void OneDataset(const T* x, int64_t len, int64_t room, T* n, T* shift, T* s1, T* s2) {
   *n = static_cast<T>(len);
   if (len == 0) {
     *shift = *s1 = *s2 = T(0);
     return;
   }
   const T first = x[0];
-  const Sums<T> s = PairwiseSums(x, len, first, room);
+  const Sums<T> s = PairwiseSums<B>(x, len, first, room);
   *shift = first;
   *s1 = s.s1;
   *s2 = s.s2;
@@ -152,8 +171,9 @@ struct Out {
 };
 
 // Datasets [lo, hi) of ragged values (m of them) with offsets `off`.
-template <typename T, typename I>
-void RaggedRange(const T* values, int64_t m, const I* off, int64_t lo, int64_t hi, Out<T> out) {
+template <int B, typename T, typename I>
+JAXVI_INLINE void RaggedRange(const T* values, int64_t m, const I* off, int64_t lo, int64_t hi,
+                        Out<T> out) {
   constexpr T nan = std::numeric_limits<T>::quiet_NaN();
   for (int64_t d = lo; d < hi; ++d) {
     const int64_t a = static_cast<int64_t>(off[d]);
@@ -163,17 +183,82 @@ void RaggedRange(const T* values, int64_t m, const I* off, int64_t lo, int64_t h
       out.shift[d] = out.s1[d] = out.s2[d] = nan;
       continue;
     }
-    OneDataset(values + a, b - a, m - a, out.n + d, out.shift + d, out.s1 + d, out.s2 + d);
+    OneDataset<B>(values + a, b - a, m - a, out.n + d, out.shift + d, out.s1 + d, out.s2 + d);
   }
 }
 
 // Rows [lo, hi) of a (rows, width) block with lengths `len`.
-template <typename T, typename I>
-void PaddedRange(const T* x, int64_t width, const I* len, int64_t lo, int64_t hi, Out<T> out) {
+template <int B, typename T, typename I>
+JAXVI_INLINE void PaddedRange(const T* x, int64_t width, const I* len, int64_t lo, int64_t hi,
+                        Out<T> out) {
   for (int64_t r = lo; r < hi; ++r) {
     const int64_t l = std::clamp<int64_t>(static_cast<int64_t>(len[r]), 0, width);
-    OneDataset(x + r * width, l, width, out.n + r, out.shift + r, out.s1 + r, out.s2 + r);
+    OneDataset<B>(x + r * width, l, width, out.n + r, out.shift + r, out.s1 + r, out.s2 + r);
   }
+}
+
+// Datasets as windows of flat values: dataset d is values[starts[d]:starts[d] + lengths[d]];
+// a window that does not fit gives NaN sums (and n = lengths[d]).
+template <int B, typename T>
+JAXVI_INLINE void WindowRange(const T* values, int64_t m, const int64_t* starts,
+                        const int64_t* lengths, int64_t lo, int64_t hi, Out<T> out) {
+  constexpr T nan = std::numeric_limits<T>::quiet_NaN();
+  for (int64_t d = lo; d < hi; ++d) {
+    const int64_t a = starts[d], l = lengths[d];
+    if (a < 0 || l < 0 || l > m - a) {
+      out.n[d] = static_cast<T>(l);
+      out.shift[d] = out.s1[d] = out.s2[d] = nan;
+      continue;
+    }
+    OneDataset<B>(values + a, l, m - a, out.n + d, out.shift + d, out.s1 + d, out.s2 + d);
+  }
+}
+
+// Each range, compiled twice on x86-64: for AVX2 (32-byte vectors) and the SSE2 baseline, the
+// one for this CPU picked at run time. The result does not depend on it: lanes and leaves are
+// summed in the same order only up to rounding, so float32 sums may differ in the last bits
+// between machines, not between runs.
+#if defined(__x86_64__) && defined(__GNUC__)
+bool HasAvx2() {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2;
+}
+#define JAXVI_AVX2 __attribute__((target("avx2")))
+#else
+bool HasAvx2() { return false; }
+#define JAXVI_AVX2
+#endif
+
+template <typename T, typename I>
+JAXVI_AVX2 void RaggedRange32(const T* v, int64_t m, const I* o, int64_t lo, int64_t hi,
+                              Out<T> out) {
+  RaggedRange<32>(v, m, o, lo, hi, out);
+}
+template <typename T, typename I>
+void RaggedRangeAny(const T* v, int64_t m, const I* o, int64_t lo, int64_t hi, Out<T> out) {
+  HasAvx2() ? RaggedRange32(v, m, o, lo, hi, out) : RaggedRange<16>(v, m, o, lo, hi, out);
+}
+
+template <typename T, typename I>
+JAXVI_AVX2 void PaddedRange32(const T* x, int64_t w, const I* len, int64_t lo, int64_t hi,
+                              Out<T> out) {
+  PaddedRange<32>(x, w, len, lo, hi, out);
+}
+template <typename T, typename I>
+void PaddedRangeAny(const T* x, int64_t w, const I* len, int64_t lo, int64_t hi, Out<T> out) {
+  HasAvx2() ? PaddedRange32(x, w, len, lo, hi, out) : PaddedRange<16>(x, w, len, lo, hi, out);
+}
+
+template <typename T>
+JAXVI_AVX2 void WindowRange32(const T* v, int64_t m, const int64_t* st, const int64_t* len,
+                              int64_t lo, int64_t hi, Out<T> out) {
+  WindowRange<32>(v, m, st, len, lo, hi, out);
+}
+template <typename T>
+void WindowRangeAny(const T* v, int64_t m, const int64_t* st, const int64_t* len, int64_t lo,
+                    int64_t hi, Out<T> out) {
+  HasAvx2() ? WindowRange32(v, m, st, len, lo, hi, out)
+            : WindowRange<16>(v, m, st, len, lo, hi, out);
 }
 
 // Splits `count` datasets into `parts` ranges of about equal work; `work(d)` is the work
@@ -243,10 +328,12 @@ void RaggedBatch(const T* values, int64_t m, const I* off, int64_t d, int64_t ba
     const int64_t parts = PartsFor(m, threads);
     // Work before dataset i: its first offset, clamped (any order of bad offsets still
     // splits the datasets into disjoint ranges, only less evenly).
-    auto before = [&](int64_t i) { return std::clamp<int64_t>(o[i], 0, m); };
-    const std::vector<int64_t> edges = Split(d, parts, m, before);
+    auto before = [&](int64_t i) {
+      return std::clamp<int64_t>(o[i], 0, m) + kDatasetCost * i;
+    };
+    const std::vector<int64_t> edges = Split(d, parts, m + kDatasetCost * d, before);
     ParallelFor(parts, schedule, [&](int64_t p) {
-      RaggedRange(v, m, o, edges[p], std::max(edges[p], edges[p + 1]), ok);
+      RaggedRangeAny(v, m, o, edges[p], std::max(edges[p], edges[p + 1]), ok);
     });
   }
 }
@@ -258,7 +345,7 @@ void PaddedBatch(const T* x, int64_t rows, int64_t width, const I* len, Out<T> o
   auto before = [&](int64_t r) { return r * width; };
   const std::vector<int64_t> edges = Split(rows, parts, rows * width, before);
   ParallelFor(parts, schedule, [&](int64_t p) {
-    PaddedRange(x, width, len, edges[p], edges[p + 1], out);
+    PaddedRangeAny(x, width, len, edges[p], edges[p + 1], out);
   });
 }
 
@@ -406,23 +493,6 @@ nb::tuple StatsArrays(int64_t count, Out<T>& out) {
   return nb::tuple(arrays);
 }
 
-// Datasets as windows of flat values: dataset d is values[starts[d]:starts[d] + lengths[d]];
-// a window that does not fit gives NaN sums (and n = lengths[d]).
-template <typename T>
-void WindowRange(const T* values, int64_t m, const int64_t* starts, const int64_t* lengths,
-                 int64_t lo, int64_t hi, Out<T> out) {
-  constexpr T nan = std::numeric_limits<T>::quiet_NaN();
-  for (int64_t d = lo; d < hi; ++d) {
-    const int64_t a = starts[d], l = lengths[d];
-    if (a < 0 || l < 0 || l > m - a) {
-      out.n[d] = static_cast<T>(l);
-      out.shift[d] = out.s1[d] = out.s2[d] = nan;
-      continue;
-    }
-    OneDataset(values + a, l, m - a, out.n + d, out.shift + d, out.s1 + d, out.s2 + d);
-  }
-}
-
 template <typename T>
 nb::tuple HostWindows(Vec<const T> values, Vec<const int64_t> starts, Vec<const int64_t> lengths,
                       int64_t threads) {
@@ -442,11 +512,13 @@ nb::tuple HostWindows(Vec<const T> values, Vec<const int64_t> starts, Vec<const 
     for (int64_t i = 0; i < d; ++i) total += std::max<int64_t>(len[i], 0);
     const int64_t parts = PartsFor(total, HostThreads(threads));
     // Work before dataset i: its start, clamped (the windows of fit's layouts never go back).
-    auto before = [&](int64_t i) { return std::clamp<int64_t>(st[i], 0, m); };
-    const std::vector<int64_t> edges = Split(d, parts, m, before);
+    auto before = [&](int64_t i) {
+      return std::clamp<int64_t>(st[i], 0, m) + kDatasetCost * i;
+    };
+    const std::vector<int64_t> edges = Split(d, parts, m + kDatasetCost * d, before);
     std::vector<std::thread> workers;
     ParallelFor(parts, OwnThreads{&workers}, [&](int64_t p) {
-      WindowRange(v, m, st, len, edges[p], std::max(edges[p], edges[p + 1]), out);
+      WindowRangeAny(v, m, st, len, edges[p], std::max(edges[p], edges[p + 1]), out);
     });
     for (auto& w : workers) w.join();
   }
