@@ -1,8 +1,10 @@
 """Ragged end to end from host NumPy, against the peers, in one process.
 
 ``fit(Ragged(values, offsets))`` on 10⁶ datasets of mixed lengths with a long tail, validation
-on; NumPy ``add.reduceat`` (float64), PyTorch ``segment_reduce`` with autograd, and NumPyro SVI
-vmapped over a subset of the datasets (its datasets/s is scaled from that subset).
+on, with the native engine (the CPU default) and the XLA engine (the accelerator path); NumPy
+``add.reduceat`` (float64), PyTorch ``segment_reduce`` with autograd, a numba ``prange`` loop
+with NumPy's closed form, and NumPyro SVI vmapped over a subset of the datasets (its
+datasets/s is scaled from that subset).
 """
 
 from __future__ import annotations
@@ -15,23 +17,24 @@ import pytest
 from conftest import SCALE, run_benchmark
 
 from jaxvi import Ragged, fit
-from jaxvi._tools.peers import numpy_reduceat, numpyro_svi, torch_segment_reduce
+from jaxvi._tools.peers import numba_loop, numpy_reduceat, numpyro_svi, torch_segment_reduce
 
 
 def _max_rel_err(theta, ref):
     return float(np.max(np.abs(theta - ref) / ref))
 
 
+@pytest.mark.parametrize("engine", ["auto", "xla"])
 @pytest.mark.parametrize("exact", [False, True], ids=["closed-form", "exact"])
-def test_ragged_fit(benchmark, ragged, exact):
+def test_ragged_fit(benchmark, ragged, exact, engine):
     values, offsets = ragged
     data = Ragged(values, offsets)
     t0 = time.perf_counter()
-    fit(data, exact=exact)  # warm-up: compiles every bucket shape
+    fit(data, exact=exact, engine=engine)  # warm-up: compiles every shape
     first = time.perf_counter() - t0
     sol = run_benchmark(
         benchmark,
-        lambda: fit(data, exact=exact),
+        lambda: fit(data, exact=exact, engine=engine),
         num_datasets=offsets.shape[0] - 1,
         nbytes=values.nbytes,
         compile_seconds=first,
@@ -69,6 +72,24 @@ def test_peer_torch_segment_reduce(benchmark, ragged):
     ref = numpy_reduceat(values, offsets)[0]
     benchmark.extra_info["max_rel_err_theta"] = _max_rel_err(theta, ref)
     assert benchmark.extra_info["max_rel_err_theta"] < 1e-4  # float32 sums, unshifted
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="needs the bench extra")
+def test_peer_numba_loop(benchmark, ragged):
+    values, offsets = ragged
+    t0 = time.perf_counter()
+    numba_loop(values[:64], offsets[offsets <= 64])  # compiles
+    compile_s = time.perf_counter() - t0
+    theta = run_benchmark(
+        benchmark,
+        lambda: numba_loop(values, offsets)[0],
+        num_datasets=offsets.shape[0] - 1,
+        nbytes=values.nbytes,
+        compile_seconds=compile_s,
+    )
+    ref = numpy_reduceat(values, offsets)[0]
+    benchmark.extra_info["max_rel_err_theta"] = _max_rel_err(theta, ref)
+    assert benchmark.extra_info["max_rel_err_theta"] < 1e-9  # float64 sums, as NumPy's
 
 
 @pytest.mark.skipif(importlib.util.find_spec("numpyro") is None, reason="needs the bench extra")
