@@ -14,7 +14,7 @@ from typing import Any
 
 import jax
 
-from jaxvi._fit import blocks, buckets, devices, fit
+from jaxvi._fit import blocks, devices, fit, plan
 
 # (label, owner, attribute, block inside the timer). The native engine's statistics are one
 # stage; the XLA engine's are bucketing, host blocks, transfers and kernels.
@@ -22,7 +22,7 @@ STAGES: tuple[tuple[str, Any, str, bool], ...] = (
     ("validation + host layout", fit, "as_flat_or_stats", False),
     ("validation: NaN/inf, from the sums", fit, "check_finite_values", False),
     ("native statistics (host values, every core)", fit, "native_stats", False),
-    ("bucketing", buckets.ChunkPlan, "bucket", False),
+    ("bucketing", plan.ChunkPlan, "bucket", False),
     ("host: gather raw windows", blocks, "gather_block", False),
     ("host: build padded shifted blocks", blocks, "build_block", False),
     ("transfer host -> device", devices.Devices, "put", True),

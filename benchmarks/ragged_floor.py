@@ -48,7 +48,8 @@ import numpy as np
 
 from jaxvi import Ragged, fit
 from jaxvi._fit.blocks import _window_sums
-from jaxvi._fit.buckets import Flat, gather_block, ladder, split_buckets
+from jaxvi._fit.buckets import Flat, gather_block
+from jaxvi._fit.plan import ladder, split_buckets
 from jaxvi._model.dtypes import float_dtype
 from jaxvi._stats.padded import sum_and_sum_sq
 from jaxvi.bench import compiled_thunk, device_summary, ragged_workload, time_round_robin

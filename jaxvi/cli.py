@@ -354,7 +354,7 @@ def _add_fit(sub) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from jaxvi._tables.report import write_report
+    from jaxvi._tables.plots import write_report
 
     files, text = write_report(
         args.results, args.output, truth=args.truth, lam=args.lam, sigma=args.sigma
@@ -398,8 +398,15 @@ def _add_report(sub) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.compare:
+        return _compare_bench(args)
     from jaxvi._tools.bench import parse_peers, run_bench
+    from jaxvi._tools.record import bench_record, plot_records, write_record
 
+    if args.plot:
+        from jaxvi._tables.plots import new_figure
+
+        new_figure()  # a missing matplotlib fails here, before minutes of timing
     peers = parse_peers(args.peers)
     report = run_bench(
         args.num_datasets,
@@ -410,6 +417,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         svi_steps=args.svi_steps,
     )
     print(report.format())
+    record = bench_record(report)
+    if args.json:
+        write_record(record, args.json)
+        print(f"record: {args.json}")
+    if args.plot:
+        plot_records([record], [args.json or "this run"], args.plot)
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def _compare_bench(args: argparse.Namespace) -> int:
+    from jaxvi._tools.record import compare_records, plot_records, read_record
+
+    records = [read_record(path) for path in args.compare]
+    print(compare_records(records, args.compare))
+    if args.plot:
+        plot_records(records, args.compare, args.plot)
+        print(f"plot: {args.plot}")
     return 0
 
 
@@ -422,7 +447,8 @@ def _add_bench(sub) -> None:
         "roofline proxy) and the peers (NumPy reduceat, PyTorch segment_reduce, NumPyro SVI). "
         "Prints datasets/s, GB/s and fractions of the roofline; on GPU/TPU also of the "
         "device's nominal bandwidth.",
-        epilog="example: jaxvi bench -n 100000 --padded-rows 200000 --peers numpy,torch",
+        epilog="examples: jaxvi bench -n 100000 --padded-rows 200000 --peers numpy,torch; "
+        "jaxvi bench --json gpu.json --plot gpu.png; jaxvi bench --compare cpu.json gpu.json",
     )
     p.add_argument(
         "-n",
@@ -452,6 +478,23 @@ def _add_bench(sub) -> None:
     )
     p.add_argument(
         "--svi-steps", type=_positive_int, default=2000, help="SVI steps (default: 2000)"
+    )
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write the run as a JSON record (device, versions, every workload's "
+        "datasets/s, GB/s, fractions of jnp.sum and of nominal bandwidth, compile time)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw the workloads against the device's roofline (with --compare: every record)",
+    )
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="RECORD.json",
+        help="print records written by --json side by side instead of running anything",
     )
     p.set_defaults(func=_cmd_bench)
 

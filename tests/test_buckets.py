@@ -8,15 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxvi._fit.buckets import (
-    _SPLIT_VALUES,
-    Flat,
-    aligned_empty,
-    build_block,
-    gather_block,
-    ladder,
-    split_buckets,
-)
+from jaxvi._fit.buckets import _SPLIT_VALUES, Flat, aligned_empty, build_block, gather_block
+from jaxvi._fit.plan import ladder, split_buckets
 
 
 @pytest.mark.parametrize("by_length", [True, False])

@@ -12,7 +12,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from jaxvi._tables import files
+from jaxvi._tables import files, npz
 
 
 def _write(path, columns, metadata=None):
@@ -86,7 +86,7 @@ def test_npz_ragged_layout_becomes_shifted_statistics_and_keeps_empty_datasets(t
     path = tmp_path / "d.npz"
     values = np.array([1e6 + 0.5, 1e6 - 0.5, 3.0, 4.0, 8.0])
     np.savez(path, values=values, offsets=np.array([0, 2, 2, 5]), ids=np.array([7, 3, 5]))
-    table = files.read_npz(path)
+    table = npz.read_npz(path)
     assert table.column_names == ["dataset_id", "n", "sum_x", "sum_x2", "shift"]
     assert table["dataset_id"].to_pylist() == [7, 3, 5]
     assert table["n"].to_pylist() == [2.0, 0.0, 3.0]
@@ -97,9 +97,9 @@ def test_npz_ragged_layout_becomes_shifted_statistics_and_keeps_empty_datasets(t
 
 def test_npz_long_columns_and_statistics_are_tables(tmp_path):
     np.savez(tmp_path / "l.npz", dataset_id=np.array(["q", "p"]), x=np.array([1.0, 2.0]))
-    assert files.read_npz(tmp_path / "l.npz").column_names == ["dataset_id", "x"]
+    assert npz.read_npz(tmp_path / "l.npz").column_names == ["dataset_id", "x"]
     np.savez(tmp_path / "s.npz", n=np.array([2.0]), sum_x=np.array([1.0]), sum_x2=np.array([3.0]))
-    stats = files.read_npz(tmp_path / "s.npz")
+    stats = npz.read_npz(tmp_path / "s.npz")
     assert stats["dataset_id"].to_pylist() == [0] and stats["n"].to_pylist() == [2.0]
 
 
@@ -118,13 +118,13 @@ def test_bad_npz_names_the_problem(tmp_path, arrays, message):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match=message):
-        files.read_npz(path)
+        npz.read_npz(path)
 
 
 def test_unreadable_npz_and_parquet_metadata(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable NPZ file"):
-        files.read_npz(tmp_path / "bad.npz")
+        npz.read_npz(tmp_path / "bad.npz")
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not parquet")
     with pytest.raises(ValueError, match="not a readable Parquet file"):
         files.read_metadata(tmp_path / "bad.parquet")

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from jaxvi._tables import plots as _plots
 from jaxvi._tables import report as _report
 from jaxvi._tables import study as _study
 
@@ -71,7 +72,7 @@ def test_exact_posterior_intervals_cover_the_truth_at_the_nominal_rate(simulated
 
 def test_report_writes_labelled_plots_and_summary(simulated):
     d, truth = simulated
-    files, text = _report.write_report(d / "results.csv", d / "report", truth=truth)
+    files, text = _plots.write_report(d / "results.csv", d / "report", truth=truth)
     names = sorted(f.name for f in files)
     assert names == ["coverage.png", "kl_gap_vs_n.png", "q_mean_vs_post_mean.png", "summary.txt"]
     for f in files:
@@ -86,7 +87,7 @@ def test_report_writes_labelled_plots_and_summary(simulated):
 
 def test_report_without_truth_has_no_coverage(simulated):
     d, _ = simulated
-    files, text = _report.write_report(d / "results.csv", d / "report_nt")
+    files, text = _plots.write_report(d / "results.csv", d / "report_nt")
     assert sorted(f.name for f in files) == [
         "kl_gap_vs_n.png",
         "q_mean_vs_post_mean.png",

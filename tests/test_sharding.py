@@ -49,11 +49,11 @@ def test_blocks_are_sharded_over_every_device_by_default(monkeypatch, engine):
     assert seen and all(s.device_set == {jax.devices()[2]} for _, s in seen)
 
 
-@settings(max_examples=4, deadline=None, derandomize=True)
+@settings(max_examples=6, deadline=None, derandomize=True)
 @given(
     seed=st.integers(0, 2**16),
     num_devices=st.sampled_from([1, 4]),
-    engine=st.sampled_from(["native", "xla"]),
+    engine=st.sampled_from(["native", "device", "xla"]),
 )
 def test_results_do_not_depend_on_the_device_count(seed, num_devices, engine):
     data = to_ragged(make_datasets(seed, 100, max_len=150))

@@ -18,16 +18,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxvi._fit.buckets import (
-    ChunkPlan,
-    Flat,
-    aligned_stats,
-    build_block,
-    chunks,
-    gather_block,
-    work_dtype,
-)
+from jaxvi._fit.buckets import Flat, aligned_stats, build_block, gather_block, work_dtype
 from jaxvi._fit.devices import Devices, Job, rows_for, run_jobs
+from jaxvi._fit.plan import ChunkPlan, chunks
 from jaxvi._stats.padded import suff_stats_xla, sum_and_sum_sq
 
 __all__ = ["raw_windows", "reduce_blocks"]

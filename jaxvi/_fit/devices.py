@@ -35,7 +35,8 @@ class Devices:
         if not devs:
             raise ValueError("fit: devices must not be empty")
         me = jax.process_index()
-        self.num_local = sum(d.process_index == me for d in devs)
+        self.local = [d for d in devs if d.process_index == me]
+        self.num_local = len(self.local)
         platforms = {d.platform for d in devs}
         self.platform = platforms.pop() if len(platforms) == 1 else "mixed"
         self.num_processes = len({d.process_index for d in devs})

@@ -3,11 +3,14 @@
 Pipeline (DESIGN §2, §4): check the concrete input (:mod:`jaxvi._fit.validate`), make every
 dataset's statistics, then solve them in chunks of a fixed size with :func:`jaxvi.solve`, every
 chunk sharded over the devices along the dataset axis (:mod:`jaxvi._fit.devices`). The
-statistics come from one of two engines:
+statistics come from one of three engines:
 
-* on a CPU backend, the native kernel reads the host values in place, on every core
-  (:mod:`jaxvi._fit.native_stats`);
-* on accelerators, length buckets of padded blocks are reduced on the devices
+* ``"native"`` (the default on a CPU backend): the native kernel reads the host values in
+  place, on every core (:mod:`jaxvi._fit.native_stats`);
+* ``"device"`` (the default on GPU and TPU): the values go to the device as they lie and the
+  device builds the length buckets; the host does O(datasets) integer bookkeeping
+  (:mod:`jaxvi._fit.device_stats`);
+* ``"xla"``: the host copies length buckets into padded blocks that the devices reduce
   (:mod:`jaxvi._fit.blocks`).
 
 NaN and inf in the values surface as non-finite sums and are named before anything is solved.
@@ -52,9 +55,11 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxvi._fit.blocks import raw_windows, reduce_blocks
-from jaxvi._fit.buckets import ChunkPlan, Flat, chunks, ladder
+from jaxvi._fit.buckets import Flat
+from jaxvi._fit.device_stats import device_layout, device_stats
 from jaxvi._fit.devices import Devices, Job, progress_bar, rows_for, run_jobs
 from jaxvi._fit.native_stats import native_chunks, native_stats
+from jaxvi._fit.plan import ChunkPlan, chunks, ladder
 from jaxvi._fit.validate import as_flat_or_stats, check_finite_values, check_param
 from jaxvi._model.dtypes import compute_dtype
 from jaxvi._model.solve import Solution, solve
@@ -95,17 +100,17 @@ def _solve_jobs(
         yield kernel, args, store
 
 
-def _use_native(engine: str, dev: Devices) -> bool:
-    """Whether host data go to the native kernel (see ``fit``'s ``engine``)."""
-    if engine not in ("auto", "native", "xla"):
-        raise ValueError(f"fit: engine must be 'auto', 'native' or 'xla'; got {engine!r}")
-    if engine == "xla":
-        return False
-    if engine == "native":
-        if not native.available():
-            raise ValueError(f"fit: engine='native', but {native.reason()}")
-        return True
-    return dev.platform == "cpu" and native.available()
+def _engine(engine: str, dev: Devices) -> str:
+    """The engine that makes the statistics of host data (see ``fit``'s ``engine``)."""
+    if engine not in ("auto", "native", "device", "xla"):
+        raise ValueError(f"fit: engine must be 'auto', 'native', 'device' or 'xla'; got {engine!r}")
+    if engine == "native" and not native.available():
+        raise ValueError(f"fit: engine='native', but {native.reason()}")
+    if engine != "auto":
+        return engine
+    if dev.platform != "cpu":
+        return "device"
+    return "native" if native.available() else "xla"
 
 
 def fit(
@@ -155,10 +160,12 @@ def fit(
         max_width: widest bucket, a power of two; longer datasets are cut into rows of
             this width whose partial sums are added.
         engine: how the statistics of host data are made. ``"native"``: the native kernel
-            reads the values in place on every CPU core (no buckets, no copies); ``"xla"``:
-            length buckets of padded blocks reduced on the devices (the accelerator path;
-            ``min_width`` and ``max_width`` apply); ``"auto"``: native when every device is a
-            CPU and the kernel is available, else XLA.
+            reads the values in place on every CPU core (no buckets, no copies); ``"device"``:
+            the values go to the devices as they lie and the devices build the length buckets
+            (the host does integer bookkeeping only); ``"xla"``: the host copies length
+            buckets into padded blocks that the devices reduce. ``min_width`` and
+            ``max_width`` set the buckets of the last two. ``"auto"``: native on CPU (XLA when
+            the kernel is not available), device on GPU and TPU.
 
     Returns:
         :class:`~jaxvi.Solution` of NumPy ``(D,)`` arrays, one row per dataset in input order.
@@ -193,12 +200,16 @@ def fit(
     plan = ChunkPlan(chunk_size, dev.num_local)
     ladder(min_width, max_width)  # checks the options as the user gave them
     widths = ladder(min_width, plan.widest(max_width, min_width))
-    on_host = flat is not None and _use_native(engine, dev)
+    how = _engine(engine, dev) if flat is not None else "stats"
     raw = flat is not None and raw_windows(flat, dt)
-    if flat is not None and not on_host:
+    if flat is not None and how == "xla":
         plan.bucket(flat, widths, by_length=not raw)
     plan.agree(dev.agree, num)
-    chunks = len(native_chunks(flat, chunk_size)) if flat is not None and on_host else 0
+    chunks = 0
+    if flat is not None and how == "native":
+        chunks = len(native_chunks(flat, chunk_size))
+    elif flat is not None and how == "device":
+        chunks = len(device_layout(flat, widths, chunk_size)[2])
     bar = progress_bar(progress, plan.num_jobs + chunks)
     try:
         if flat is None:  # statistics as given, their shift rounded to dt and the sums adjusted
@@ -206,8 +217,11 @@ def fit(
                 n, sum_x, sum_x2, shift = (np.asarray(f, np.float64) for f in prepared)
                 stats = rebase(n, sum_x, sum_x2, shift, dt)
         else:
-            if on_host:
-                stats = native_stats(flat, dt, chunk_size, sum(plan.solve_sizes), bar)
+            rows = sum(plan.solve_sizes)
+            if how == "native":
+                stats = native_stats(flat, dt, chunk_size, rows, bar)
+            elif how == "device":
+                stats = device_stats(flat, dt, widths, chunk_size, rows, dev.local, bar)
             else:
                 stats = reduce_blocks(flat, dt, widths, plan, dev, bar, raw)
             if validate:  # NaN and inf, found through the sums before anything is solved

@@ -23,15 +23,9 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxvi._model.closed_form import Model, log_prior_const, model
+from jaxvi._model.mills import HALF_LOG_2PI, mills
 from jaxvi._model.statistics import SuffStats
-from jaxvi._model.tails import (
-    HALF_LOG_2PI,
-    AtOptimum,
-    at_optimum,
-    mills,
-    truncated_quantile,
-    u_of_t,
-)
+from jaxvi._model.tails import AtOptimum, at_optimum, truncated_quantile, u_of_t
 
 __all__ = ["Posterior", "kl_gap", "log_evidence", "posterior", "posterior_quantile"]
 

@@ -1,32 +1,19 @@
-r"""Standard-normal tail functions that stay accurate where the textbook forms cancel.
+r"""The KL gap, log Φ and log R at the optimum, and posterior quantiles, accurate where the
+textbook forms cancel (the Mills ratio itself is :mod:`jaxvi._model.mills`).
 
-The exact posterior is a Normal(t, 1) truncated to ``z ≥ 0`` (in units of ``1/√a``). Its
-moments and the KL gap involve ``δ = φ(t)/Φ(t)`` and ``m = t + δ``, which for ``t → −∞`` are
-the difference of two nearly equal numbers of order ``|t|``. There we use Laplace's continued
-fraction of the Mills ratio ``R(y) = Q(y)/φ(y)``,
+For ``t → −∞`` the KL gap comes from a series in ``1/y²`` (``y = −t``), beyond a cut-off that
+depends on the dtype. For ``log_evidence`` and the KL gap (:func:`at_optimum`, the hot path of
+``solve``), float32 takes ``log R`` from a two-piece table on ``[0, 8]`` and the asymptotic
+series of ``m`` beyond, and ``log Φ(t)`` (``t ≥ 0``) from a three-piece table on ``[0, 4)``:
+every branch runs in every lane, and those cost a few dozen selects where the Taylor tables,
+the continued fraction and ``ndtr`` cost ~120 selects, 32 divisions, ``erf`` and ``erfc``.
 
-.. math::  R(y) = \frac{1}{y + m}, \qquad
-    m = t + \delta = \cfrac{1}{y + \cfrac{2}{y + \cfrac{3}{y + \dotsb}}}, \qquad y = -t,
-
-and a series in ``1/y²`` for the KL gap. The cut-offs and term counts depend on the dtype (a
-static property); each is the smallest that gives ≤ 1 ulp of truncation error at the cut-off
-(measured against mpmath), and the direct forms lose at most ~``y²`` ulps below it.
-
-Below the cut-off, float32 takes ``R``, ``m`` and the variance from Taylor tables computed in
-float64 (≤ 2 ulp); float64 takes ``R`` from ``erfcx`` on ``[0, 4.3]`` only. For ``log_evidence``
-and the KL gap (:func:`at_optimum`, the hot path of ``solve``), float32 takes ``log R`` from a
-two-piece table on ``[0, 8]`` and the asymptotic series of ``m`` beyond instead, and
-``log Φ(t)`` (``t ≥ 0``) from a three-piece table on ``[0, 4)``: every branch runs in every
-lane, and those cost a few dozen selects where the Taylor tables, the continued fraction and
-``ndtr`` cost ~120 selects, 32 divisions, ``erf`` and ``erfc``.
-
-The float32 KL gap on ``t ∈ [−10, 4)`` comes from a table as well: every closed form of it there
-is a sum of terms of order 1/2 to 50 that cancel to a KL of 0.07 down to 1e-4, which costs up to
-4e-6 relative in float32 (DESIGN's goal for data is 1e-6). The table's polynomials are
-interpolated at import time from the float64 closed form, whose cancellation (≤ 1e6·2⁻⁵³ at
-t = −8) a float32 result cannot see, and are ≤ 2 ulp from mpmath in float32. JAX's ``erfcx`` is
-``exp(x²)·erfc(x)``: ~10 ulp near x = 1, and in float32 it returns 0 on [9.19, 9.42], where
-``erfc`` flushes to zero — so it is never used out there.
+The float32 KL gap on ``t ∈ [−10, 4)`` comes from a table as well (:mod:`jaxvi._model.tables`):
+every closed form of it there is a sum of terms of order 1/2 to 50 that cancel to a KL of 0.07
+down to 1e-4, which costs up to 4e-6 relative in float32 (DESIGN's goal for data is 1e-6). The
+table's polynomials are interpolated at import time from the float64 closed form, whose
+cancellation (≤ 1e6·2⁻⁵³ at t = −8) a float32 result cannot see, and are ≤ 2 ulp from mpmath
+in float32.
 """
 
 from __future__ import annotations
@@ -37,14 +24,19 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import erfcx, ndtr, ndtri
+from jax.scipy.special import ndtr, ndtri
 
+from jaxvi._model.mills import (
+    HALF_LOG_2PI,
+    HALF_LOG_PI_OVER_2,
+    INV_SQRT_2PI,
+    SQRT_HALF,
+    log_ndtr_nonneg,
+    m_asymptotic,
+    parts,
+    tail_constants,
+)
 from jaxvi._model.tables import evaluate, fit_piecewise
-
-SQRT_HALF = float(np.sqrt(0.5))
-HALF_LOG_PI_OVER_2 = 0.5 * float(np.log(np.pi / 2))
-HALF_LOG_2PI = 0.5 * float(np.log(2 * np.pi))
-INV_SQRT_2PI = float(1 / np.sqrt(2 * np.pi))
 
 # KL(q* ‖ p) for t → −∞, in powers of e = 1/y²: Σ_k c_k e^(k+2)  (derived with sympy; checked
 # against mpmath by tests/test_reference_exact.py).
@@ -60,52 +52,6 @@ _KL_SERIES = (
     6130314373 / 10,
     -142822098693 / 11,
 )
-
-
-def _taylor_tables(terms: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Taylor coefficients of R, m = 1/R − y and 1 − (1/R)·m about y = ¼, ¾, 1¼, 1¾.
-
-    ``R' = yR − 1`` gives ``R⁽ᵏ⁺¹⁾ = y·R⁽ᵏ⁾ + k·R⁽ᵏ⁻¹⁾``; ``1/R``, ``m`` and the variance follow
-    by series division and product. All in float64, where the cancellations of ``1/R − y``
-    and ``1 − δm`` cost nothing a float32 evaluation can see: the float32 polynomials are
-    within 2 ulp of mpmath on [0, 2], where ``erfcx`` gives ~10 ulp and the direct ``m`` and
-    variance lose up to 6× and 50× more.
-    """
-    centres = (0.25, 0.75, 1.25, 1.75)
-    r, m, var = [], [], []
-    for yc in centres:
-        r0 = math.sqrt(math.pi / 2) * math.exp(yc * yc / 2) * math.erfc(yc / math.sqrt(2))
-        c = [r0, yc * r0 - 1]
-        for k in range(1, terms - 1):
-            c.append((yc * c[k] + c[k - 1]) / (k + 1))
-        d = [1 / c[0]]
-        for k in range(1, terms):
-            d.append(-sum(c[j] * d[k - j] for j in range(1, k + 1)) / c[0])
-        mk = [d[0] - yc, d[1] - 1, *d[2:]]
-        vk = [-sum(d[j] * mk[k - j] for j in range(k + 1)) for k in range(terms)]
-        vk[0] += 1
-        r.append(c)
-        m.append(mk)
-        var.append(vk)
-    return np.array(r), np.array(m), np.array(var)
-
-
-_TAYLOR_R, _TAYLOR_M, _TAYLOR_VAR = _taylor_tables()
-
-
-def _taylor(y: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """``(R, m, var)`` at ``0 ≤ y ≤ 2`` from the Taylor tables (float32 only)."""
-    i = jnp.clip(jnp.floor(2 * y), 0, 3)
-    h = y - (i / 2 + 0.25)
-    outs = []
-    for table in (_TAYLOR_R, _TAYLOR_M, _TAYLOR_VAR):
-        acc = jnp.zeros_like(y)
-        for k in range(table.shape[1] - 1, -1, -1):
-            c = table[:, k].astype(np.float32)
-            ck = jnp.where(i < 1, c[0], jnp.where(i < 2, c[1], jnp.where(i < 3, c[2], c[3])))
-            acc = acc * h + ck
-        outs.append(acc)
-    return outs[0], outs[1], outs[2]
 
 
 # The float32 KL table on [_KL_TABLE_FROM, _KL_TABLE_TO): pieces between _KL_TABLE_EDGES, a
@@ -163,36 +109,6 @@ def _log_r_float64(y: np.ndarray) -> np.ndarray:
     return HALF_LOG_PI_OVER_2 + y * y / 2 + np.log(erfc)
 
 
-def _asymptotic_m_series(terms: int = 6) -> tuple[float, ...]:
-    """``b_k`` of ``m = 1/R(y) − y ~ (1/y)·Σ b_k e^k``, ``e = 1/y²``, by series division.
-
-    ``y·R(y) ~ Σ (−1)^k (2k − 1)!! e^k``, so ``1/(y·R) − 1 = e·Σ b_k e^k``.
-    """
-    r = [(-1) ** k * math.prod(range(1, 2 * k, 2)) for k in range(terms + 2)]
-    d = [1.0]
-    for k in range(1, terms + 2):
-        d.append(-sum(r[j] * d[k - j] for j in range(1, k + 1)))
-    return tuple(float(v) for v in d[1 : terms + 1])
-
-
-# m = 1/y − 2/y³ + 10/y⁵ − …; for y > 8 log R = −log(y + m) needs m only to ~y²·2⁻²⁴, and
-# the sixth term is already below 1e-8 of m there.
-_M_SERIES = _asymptotic_m_series()
-
-
-def _m_asymptotic(y: jax.Array) -> jax.Array:
-    """``m = 1/R(y) − y`` from its asymptotic series, for float32 ``y ≥ 4``.
-
-    Relative error ≤ 2e-4 at y = 4, 1e-8 at y = 8. ``y`` ≤ 1.8e19 keeps ``y²`` finite; beyond,
-    ``e = 0`` and ``m = 1/y`` is exact.
-    """
-    e = 1 / (y * y)
-    acc = jnp.zeros_like(e)
-    for b in reversed(_M_SERIES):
-        acc = acc * e + b
-    return acc / y
-
-
 # float32 log Φ(t) on [0, 4): pieces between _LOG_PHI_EDGES, a polynomial of degree 10 in
 # s = t − left edge on each, which is exact (t is within 2× of the edge, or the edge is 0):
 # the reference and real-data worst log_evidence errors sit at t ≈ 0.005, where rounding t
@@ -215,101 +131,8 @@ def _log_phi_float32(t: jax.Array) -> jax.Array:
     near = t < _LOG_PHI_EDGES[-1]
     acc = evaluate(_LOG_PHI_TABLE, jnp.where(near, t, 0))
     tf = jnp.where(near, _LOG_PHI_EDGES[-1], t)
-    q = INV_SQRT_2PI * jnp.exp(-(tf * tf) / 2) / (tf + _m_asymptotic(tf))
+    q = INV_SQRT_2PI * jnp.exp(-(tf * tf) / 2) / (tf + m_asymptotic(tf))
     return jnp.where(near, acc, -q * (1 + q / 2))  # log1p(−q) to q³/3 ≤ 1e-14
-
-
-class TailConstants(NamedTuple):
-    cf_from: float  # y beyond which m and R come from the continued fraction
-    cf_terms: int
-    kl_series_from: float  # y beyond which the KL comes from its series
-    quantile_steps: int  # Newton steps of the left-tail quantile
-
-
-def tail_constants(dtype) -> TailConstants:
-    """Cut-offs for ``dtype`` (static). f64: 24 CF terms are ≤ 1 ulp from y = 6 on."""
-    if jnp.finfo(dtype).bits >= 64:
-        return TailConstants(cf_from=6.0, cf_terms=24, kl_series_from=20.0, quantile_steps=5)
-    return TailConstants(cf_from=2.0, cf_terms=32, kl_series_from=10.0, quantile_steps=4)
-
-
-def log_ndtr_nonneg(t: jax.Array) -> jax.Array:
-    """``log Φ(t)`` for ``t ≥ 0`` as ``log1p(−Φ(−t))``: exact to an ulp of Φ(−t) ≤ ½.
-
-    ``jax.scipy.special.log_ndtr`` gives the same here, through a much larger graph that
-    also serves its far-left tail, which we never send it.
-    """
-    return jnp.log1p(-ndtr(-t))
-
-
-class Mills(NamedTuple):
-    """``m = t + δ`` and ``1 − δ·m`` (the truncated normal's mean and variance in units of 1/√a)."""
-
-    m: jax.Array
-    var: jax.Array
-
-
-def _continued_fraction(y: jax.Array, terms: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """``(m, q, q₃)``: ``m = 1/(y + q)``, ``q = 2/(y + q₃)``, ``q₃ = 3/(y + …)``, bottom-up."""
-    q3 = jnp.zeros_like(y)
-    for j in range(terms, 2, -1):
-        q3 = j / (y + q3)
-    q = 2 / (y + q3)
-    return 1 / (y + q), q, q3
-
-
-class _Parts(NamedTuple):
-    """The Mills-ratio pieces at ``y ≥ 0``, near (erfcx) and far (continued fraction) alike."""
-
-    far: jax.Array  # y > cf_from
-    m: jax.Array  # 1/R(y) − y, the truncated mean at t = −y
-    var: jax.Array  # 1 − (1/R)·m, the truncated variance at t = −y
-    log_r: jax.Array  # log R(y)
-    y_far: jax.Array  # y where far, a safe stand-in elsewhere
-    q: jax.Array  # the continued fraction's levels at y_far: m = 1/(y + q), q = 2/(y + q₃)
-    q3: jax.Array
-
-
-def _parts(y: jax.Array) -> _Parts:
-    k = tail_constants(y.dtype)
-    far = y > k.cf_from
-    y_near = jnp.where(far, 0, y)
-    if jnp.finfo(y.dtype).bits < 64:
-        r_near, m_near, var_near = _taylor(y_near)
-    else:
-        # erfcx on [0, cf_from/√2] only, where it is exp(x²)·erfc(x) with x² ≤ 18.
-        r_near = float(np.sqrt(np.pi / 2)) * erfcx(y_near * SQRT_HALF)
-        m_near = 1 / r_near - y_near
-        var_near = 1 - (m_near + y_near) * m_near
-    y_far = jnp.where(far, y, k.cf_from + 1)
-    m_far, q, q3 = _continued_fraction(y_far, k.cf_terms)
-    # Far, 1 − δm = m(q − m), which does not cancel.
-    return _Parts(
-        far,
-        jnp.where(far, m_far, m_near),
-        jnp.where(far, m_far * (q - m_far), var_near),
-        jnp.where(far, -jnp.log(y_far + m_far), jnp.log(r_near)),
-        y_far,
-        q,
-        q3,
-    )
-
-
-@jax.jit
-def mills(t: jax.Array) -> Mills:
-    """Mean ``t + δ`` and variance ``1 − δ(t + δ)`` of Normal(t, 1) truncated to ``[0, ∞)``."""
-    nonneg = t >= 0
-    # t ≥ 0: δ = φ(t)/Φ(t) with Φ(t) ≥ ½; δ only matters where t is small, so the rounding of
-    # t²/2 inside exp costs nothing.
-    tp = jnp.where(nonneg, t, 0)
-    delta_pos = INV_SQRT_2PI * jnp.exp(-0.5 * tp * tp) / ndtr(tp)
-    m_pos = tp + delta_pos
-    # t < 0: m from the Mills ratio; near, 1 − δm with δ = m + y; far, 1 − δm = m(q − m),
-    # which does not cancel.
-    y = jnp.where(nonneg, 1, -t)
-    pt = _parts(y)
-    var_neg = jnp.where(pt.far, pt.m * (pt.q - pt.m), 1 - (pt.m + y) * pt.m)
-    return Mills(jnp.where(nonneg, m_pos, pt.m), jnp.where(nonneg, 1 - delta_pos * m_pos, var_neg))
 
 
 def _log1p_minus_x(x: jax.Array) -> jax.Array:
@@ -366,7 +189,7 @@ def at_optimum(t: jax.Array) -> AtOptimum:
     log_phi = log_ndtr_nonneg(tp)
     kl_pos = kl_from_u(u_of_t(tp), log_phi)
     y = jnp.where(nonneg, 1, -t)
-    pt = _parts(y)
+    pt = parts(y)
     series = y > k.kl_series_from
     cf = pt.far & ~series
     # 0 < y ≤ cf_from: the direct form loses at most ~4y² ulps.
@@ -414,7 +237,7 @@ def _at_optimum_float32(t: jax.Array) -> AtOptimum:
     y = jnp.where(nonneg, 1, -t)
     far = y > _LOG_R_TABLE_TO
     y_far = jnp.where(far, y, _LOG_R_TABLE_TO + 1)
-    m_far = _m_asymptotic(y_far)
+    m_far = m_asymptotic(y_far)
     log_r = jnp.where(far, -jnp.log(y_far + m_far), evaluate(_LOG_R_TABLE, jnp.where(far, 0, y)))
     series = y > k.kl_series_from
     kl_far = _kl_series(1 / jnp.square(jnp.where(series, y, k.kl_series_from + 1)))
@@ -455,14 +278,14 @@ def truncated_quantile(p: jax.Array, t: jax.Array) -> jax.Array:
 
     y = jnp.where(nonneg, 1, -t)
     target = jnp.log1p(-p)
-    at_y = _parts(y)
+    at_y = parts(y)
     # Two upper bounds of the root, both where Newton descends monotonically: the tangent at 0
     # (exact far out, where the posterior is exponential) and the root without the log R term
     # (which only lowers the left side), −y + √(y² − 2·log(1 − p)), good near y = 0.
     z = jnp.minimum(-target / (y + at_y.m), -2 * target / (y + jnp.sqrt(y * y - 2 * target)))
     for _ in range(k.quantile_steps):
         yz = y + z
-        at_yz = _parts(yz)
+        at_yz = parts(yz)
         # log R(y + z) − log R(y); far out both are −log(· + m), so form their ratio first.
         d_far = -jnp.log1p((z + (at_yz.m - at_y.m)) / (y + at_y.m))
         d = jnp.where(at_y.far, d_far, at_yz.log_r - at_y.log_r)

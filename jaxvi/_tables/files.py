@@ -4,9 +4,8 @@
   key-value metadata.
 * **CSV** is plain, so that every reader takes it with its defaults: one header line, then
   rows. Its metadata go in a JSON sidecar beside it, ``NAME.csv.json``.
-* **NPZ** holds one array per column and the metadata as 0-d string arrays. As input it holds
-  the ragged layout (``values``, ``offsets``, optional ``ids``), a long table's two columns,
-  or statistics (``n``, ``sum_x``, ``sum_x2``, optional ``ids``, ``shift``).
+* **NPZ** holds one array per column and the metadata as 0-d string arrays (NPZ input:
+  :mod:`jaxvi._tables.npz`).
 
 Every file is written under a temporary name in its folder and renamed into place once
 complete, so an interrupted or failed run never leaves a partial file under the real name.
@@ -27,17 +26,17 @@ import numpy as np
 
 from jaxvi._tables.engine import arrow_table, connect, quote, require
 from jaxvi._tables.sources import file_format, open_source
-from jaxvi._tables.statistics import STATS_COLUMNS, show
 
 __all__ = [
     "OUTPUT_FORMATS",
     "TableWriter",
     "atomic_path",
+    "check_file",
+    "npz_archive",
     "output_format",
     "output_table",
     "read_columns",
     "read_metadata",
-    "read_npz",
     "sidecar_path",
 ]
 
@@ -235,7 +234,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     metadata, a CSV file's JSON sidecar, an NPZ file's 0-d string arrays."""
     path = Path(path)
     fmt = output_format(path)
-    _check_file(path)
+    check_file(path)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -253,7 +252,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         except ValueError as err:
             raise ValueError(f"{side}: not readable JSON ({_first_line(err)})") from None
         return {str(k): str(v) for k, v in meta.items()}
-    with _npz(path) as archive:
+    with npz_archive(path) as archive:
         return {k: str(archive[k]) for k in archive.files if archive[k].ndim == 0}
 
 
@@ -261,7 +260,7 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
     if not path.exists():
         raise ValueError(f"{path}: no such file")
     if path.is_dir():
@@ -271,7 +270,7 @@ def _check_file(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _npz(path: Path) -> Iterator[Any]:
+def npz_archive(path: Path) -> Iterator[Any]:
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as err:  # zipfile.BadZipFile, ValueError, OSError, ...
@@ -292,8 +291,8 @@ def read_columns(path: str | os.PathLike, wanted: tuple[str, ...]) -> dict[str, 
     """
     path = Path(path)
     if file_format(path) == "npz":
-        _check_file(path)
-        with _npz(path) as archive:
+        check_file(path)
+        with npz_archive(path) as archive:
             missing = [c for c in wanted if c not in archive.files]
             if missing:
                 raise ValueError(
@@ -320,84 +319,3 @@ def read_columns(path: str | os.PathLike, wanted: tuple[str, ...]) -> dict[str, 
     ids = np.asarray(cols[wanted[0]])
     cols[wanted[0]] = ids.astype(np.int64) if ids.dtype.kind in "iu" else ids.astype(str)
     return cols
-
-
-def _ragged_statistics(values: np.ndarray, offsets: np.ndarray) -> dict[str, np.ndarray]:
-    """``n``, ``sum_x``, ``sum_x2``, ``shift`` of each dataset, about its first value, in
-    float64 (empty datasets: zeros)."""
-    lengths = np.diff(offsets)
-    nonempty = lengths > 0
-    shift = np.zeros(len(lengths))
-    shift[nonempty] = values[offsets[:-1][nonempty]]
-    y = values - np.repeat(shift, lengths)
-    sums = np.zeros((2, len(lengths)))
-    starts = offsets[:-1][nonempty]
-    if starts.size:
-        sums[0, nonempty] = np.add.reduceat(y, starts)
-        sums[1, nonempty] = np.add.reduceat(y * y, starts)
-    return {"n": lengths.astype(np.float64), "sum_x": sums[0], "sum_x2": sums[1], "shift": shift}
-
-
-def read_npz(path: str | os.PathLike, *, id: str = "dataset_id", x: str = "x") -> Any:
-    """An NPZ input as an Arrow table that :func:`jaxvi.fit_table` reads.
-
-    * ``values``, ``offsets`` (and ``ids``): the ragged layout, turned into a statistics
-      table here (empty datasets are kept: their posterior is the prior);
-    * ``id`` and ``x`` arrays: a long table;
-    * ``n``, ``sum_x``, ``sum_x2`` (and ``ids``, ``shift``): a statistics table.
-
-    Raises:
-        ValueError: naming the file and what is wrong with its arrays.
-    """
-    pa = require("pyarrow")
-    path = Path(path)
-    _check_file(path)
-    with _npz(path) as archive:
-        arrays = {k: archive[k] for k in archive.files}
-    if "values" not in arrays and id in arrays and x in arrays:
-        if arrays[id].ndim != 1 or arrays[id].shape != arrays[x].shape:
-            raise ValueError(
-                f"{path}: {id!r} {arrays[id].shape} and {x!r} {arrays[x].shape} must be 1-D "
-                "and of one length"
-            )
-        return pa.table({id: arrays[id], x: arrays[x]})
-    if "values" not in arrays and all(k in arrays for k in STATS_COLUMNS):
-        num = arrays["n"].shape[0]
-        ids = arrays.get("ids", np.arange(num))
-        cols = {k: arrays[k] for k in (*STATS_COLUMNS, "shift") if k in arrays}
-        shapes = {k: v.shape for k, v in cols.items()}
-        if any(s != ids.shape for s in shapes.values()):
-            raise ValueError(f"{path}: arrays {shapes} and ids {ids.shape} differ in shape")
-        return pa.table({"dataset_id": ids, **cols})
-    missing = [k for k in ("values", "offsets") if k not in arrays]
-    if missing:
-        raise ValueError(f"{path}: missing array {missing[0]!r} (found: {', '.join(arrays)})")
-    values, offsets = arrays["values"], arrays["offsets"]
-    if values.ndim != 1 or offsets.ndim != 1 or offsets.dtype.kind not in "iu":
-        raise ValueError(
-            f"{path}: need 1-D 'values' and 1-D integer 'offsets'; got {values.shape} "
-            f"{values.dtype} and {offsets.shape} {offsets.dtype}"
-        )
-    if values.dtype.kind not in "biuf":
-        raise ValueError(f"{path}: 'values' must hold numbers, not {values.dtype}")
-    offsets = offsets.astype(np.int64)
-    num = len(offsets) - 1
-    if num < 1:
-        raise ValueError(f"{path}: 'offsets' must hold at least 2 entries (one dataset)")
-    if offsets[0] != 0 or offsets[-1] != len(values) or (np.diff(offsets) < 0).any():
-        raise ValueError(
-            f"{path}: 'offsets' must start at 0, never decrease and end at len(values) = "
-            f"{len(values)}; got {offsets[0]} ... {offsets[-1]}"
-        )
-    ids = arrays.get("ids", np.arange(num))
-    if ids.shape != (num,):
-        raise ValueError(f"{path}: 'ids' has shape {ids.shape}, expected ({num},)")
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row = int(np.argmax(bad))
-        d = int(np.searchsorted(offsets, row, side="right")) - 1
-        raise ValueError(
-            f"{path}: dataset {show(ids[d])} has a non-finite value = {show(values[row])}"
-        )
-    stats = _ragged_statistics(values.astype(np.float64), offsets)
-    return pa.table({"dataset_id": ids, **stats})

@@ -12,7 +12,6 @@ Each contender is a :class:`Contender` record: how to run it, what it is measure
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -30,9 +29,14 @@ from jaxvi._stats.padded import suff_stats
 from jaxvi._stats.ragged import suff_stats_ragged
 from jaxvi._text import format_table
 from jaxvi._tools import peers as peer_fns
+from jaxvi._tools.workloads import (
+    device_summary,
+    nominal_bandwidth,
+    padded_workload,
+    ragged_workload,
+)
 
 __all__ = [
-    "NOMINAL_BANDWIDTH_GBPS",
     "BenchReport",
     "BenchRow",
     "Contender",
@@ -47,30 +51,6 @@ __all__ = [
     "time_round_robin",
 ]
 
-# Nominal peak memory bandwidth (GB/s) by a substring of jax's ``device_kind``; vendors'
-# data sheets. Checked in order, so the more specific names come first.
-NOMINAL_BANDWIDTH_GBPS: tuple[tuple[str, float], ...] = (
-    ("H200", 4800.0),
-    ("H100 PCIe", 2000.0),
-    ("H100", 3350.0),
-    ("A100-SXM4-80GB", 2039.0),
-    ("A100 80GB PCIe", 1935.0),
-    ("A100", 1555.0),
-    ("A10G", 600.0),
-    ("L40S", 864.0),
-    ("L4", 300.0),
-    ("T4", 320.0),
-    ("V100", 900.0),
-    ("RTX 4090", 1008.0),
-    ("RTX 3090", 936.0),
-    ("TPU v6 lite", 1640.0),
-    ("TPU v5 lite", 819.0),
-    ("TPU v5p", 2765.0),
-    ("TPU v5", 2765.0),
-    ("TPU v4", 1200.0),
-    ("TPU v3", 900.0),
-    ("TPU v2", 700.0),
-)
 
 PEERS = ("numpy", "torch", "numba", "numpyro")
 
@@ -87,80 +67,6 @@ def parse_peers(text: str) -> tuple[str, ...]:
     if text == "auto":
         return tuple(p for p in PEERS if p == "numpy" or importlib.util.find_spec(p) is not None)
     return () if text == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-def nominal_bandwidth(device_kind: str) -> float | None:
-    """Nominal memory bandwidth in GB/s of a GPU or TPU named ``device_kind``, else ``None``.
-
-    Examples:
-        >>> nominal_bandwidth("NVIDIA A100-SXM4-40GB")
-        1555.0
-        >>> nominal_bandwidth("cpu") is None
-        True
-    """
-    for key, gbps in NOMINAL_BANDWIDTH_GBPS:
-        if key.lower() in device_kind.lower():
-            return gbps
-    return None
-
-
-def device_summary(device: jax.Device | None = None) -> str:
-    """A one-line description of ``device`` (the default device when ``None``).
-
-    On CPU this names the processor model and the number of cores the process may use.
-    """
-    device = jax.devices()[0] if device is None else device
-    kind = str(device.device_kind)
-    if device.platform != "cpu":
-        return f"{device.platform.upper()} {kind}"
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"CPU {model}, {cores} cores, {len(jax.devices())} jax device(s)"
-
-
-def ragged_workload(
-    num_datasets: int, *, seed: int = 0, lam: float = 1.0, sigma: float = 1.0, scale: int = 8
-) -> tuple[np.ndarray, np.ndarray]:
-    """Host NumPy datasets of mixed lengths with a long tail, drawn from the model.
-
-    Lengths are ``floor(scale·P)`` with P Pareto(α = 1.5) (mean ``3·scale``, so 24 points by
-    default), capped at 100,000; a few datasets are empty.
-
-    Returns:
-        ``values`` ``(M,)`` float32 and ``offsets`` ``(D + 1,)`` int64.
-
-    Examples:
-        >>> values, offsets = ragged_workload(1000)
-        >>> offsets.shape, values.dtype.name, int(offsets[-1]) == values.shape[0]
-        ((1001,), 'float32', True)
-    """
-    rng = np.random.default_rng(seed)
-    lengths = np.minimum(np.floor(scale * (rng.pareto(1.5, num_datasets) + 1)), 100_000)
-    lengths[rng.random(num_datasets) < 0.01] = 0
-    lengths = lengths.astype(np.int64)
-    offsets = np.zeros(num_datasets + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    z = rng.exponential(1 / lam, num_datasets).astype(np.float32)
-    values = rng.standard_normal(offsets[-1], np.float32)
-    values *= np.float32(sigma)
-    values += np.repeat(z, lengths)
-    return values, offsets
-
-
-def padded_workload(rows: int, cols: int = 64, *, seed: int = 0) -> jax.Array:
-    """Device-resident float32 ``(rows, cols)`` block of full datasets drawn from the model."""
-    rng = np.random.default_rng(seed)
-    z = rng.exponential(1.0, (rows, 1)).astype(np.float32)
-    x = z + rng.standard_normal((rows, cols), np.float32)
-    return jax.block_until_ready(jax.device_put(x))
 
 
 @dataclass(frozen=True)
@@ -181,6 +87,8 @@ class Contender:
         reference: θ to measure the error against (the first ``len`` datasets), or ``None``.
         headline: its ratio against each peer (the ragged ``fit``) or its roofline fraction
             (the padded kernels) is a headline of the report.
+        copy: the name of the host-to-device copy contender of the same bytes, for work that
+            starts from host memory (its rate bounds such work on an accelerator), or ``None``.
     """
 
     name: str
@@ -193,6 +101,7 @@ class Contender:
     note: str = ""
     reference: np.ndarray | None = None
     headline: bool = False
+    copy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +110,8 @@ class BenchRow:
 
     ``seconds`` is the median over repetitions; ``datasets_per_s`` may be scaled from a subset
     (``note`` says so); ``roofline`` is the roofline time for the same bytes divided by
-    ``seconds``.
+    ``seconds``; ``fraction_of_copy`` the host-to-device copy's time for the same bytes divided
+    by ``seconds`` (NaN for work on device-resident data).
     """
 
     name: str
@@ -216,6 +126,7 @@ class BenchRow:
     note: str = ""
     kind: str = "jaxvi"
     headline: bool = False
+    fraction_of_copy: float = float("nan")
 
 
 @dataclass
@@ -227,6 +138,9 @@ class BenchReport:
     nominal_gbps: float | None
     jax_version: str
     rows: list[BenchRow] = field(default_factory=list)
+    platform: str = "cpu"
+    device_count: int = 1
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def row(self, name: str) -> BenchRow:
         """The row called ``name``."""
@@ -267,6 +181,8 @@ class BenchReport:
         for r in self.rows:
             if r.headline and r.kind == "jaxvi":
                 out.append(f"{r.name}: {r.roofline:.2f} of the jnp.sum roofline")
+            if r.headline and np.isfinite(r.fraction_of_copy):
+                out.append(f"{r.name}: {r.fraction_of_copy:.2f} of the host-to-device copy rate")
         fits = [r for r in self.rows if r.headline and r.name.startswith("ragged fit")]
         for f in fits:
             for p in (r for r in self.rows if r.kind == "peer"):
@@ -358,21 +274,28 @@ def ragged_contenders(
             "device-resident values; statistics only", headline=True,
         )
     )  # fmt: skip
+    cpu = jax.devices()[0].platform == "cpu"
+    copy = "host-to-device copy (device_put)"
+    put = lambda: jax.block_until_ready(jax.device_put(values))
+    note = "the values only" + ("; a CPU backend may alias them instead" if cpu else "")
+    out.append(Contender(copy, put, "roofline", roof, num, nbytes, None, note))
     data = Ragged(values, offsets)
-    engines = ["auto"] + (["xla"] if jax.devices()[0].platform == "cpu" else [])
-    for engine in engines:
+    auto = "native" if cpu else "device"
+    for engine in ("auto", "xla"):
         for exact in (False, True):
             name = "ragged fit" + (" + exact" if exact else "")
             if engine == "xla":
                 name += ", XLA engine"
             run = partial(lambda e, x: fit(data, exact=x, engine=e).theta, engine, exact)
-            note = "from host NumPy, validation on"
-            if engine == "xla":
-                note += "; length buckets reduced by XLA (the accelerator path)"
+            note = "from host NumPy, validation on; " + (
+                f"the {auto} engine (the default here)"
+                if engine == "auto"
+                else "length buckets copied on the host, reduced by XLA"
+            )
             out.append(
                 Contender(
                     name, run, "jaxvi", roof, num, nbytes, None, note, ref,
-                    headline=engine == "auto" and not exact,
+                    headline=engine == "auto" and not exact, copy=copy,
                 )
             )  # fmt: skip
     simple = {
@@ -457,6 +380,16 @@ def run_bench(
         str(dev.device_kind),
         nominal_bandwidth(dev.device_kind),
         jax.__version__,
+        platform=dev.platform,
+        device_count=jax.device_count(),
+        settings={
+            "num_datasets": num_datasets,
+            "padded_rows": padded_rows,
+            "padded_cols": padded_cols,
+            "peers": list(peers),
+            "reps": reps,
+            "seed": seed,
+        },
     )
     contenders: list[Contender] = []
     if padded_rows:
@@ -507,6 +440,7 @@ def run_bench(
                 note=note,
                 kind=c.kind,
                 headline=c.headline,
+                fraction_of_copy=med[c.copy] / med[c.name] if c.copy else float("nan"),
             )
         )
     return report

@@ -369,6 +369,17 @@ struct XlaPool {
 bool IsFloat(ffi::DataType t) { return t == ffi::DataType::F32 || t == ffi::DataType::F64; }
 bool IsIndex(ffi::DataType t) { return t == ffi::DataType::S32 || t == ffi::DataType::S64; }
 
+// Calls run(T{}, I{}) for the value type T (float, double) and index type I (int32, int64).
+template <typename F>
+void ForTypes(ffi::DataType value, ffi::DataType index, F&& run) {
+  const bool i64 = index == ffi::DataType::S64;
+  if (value == ffi::DataType::F64) {
+    i64 ? run(double{}, int64_t{}) : run(double{}, int32_t{});
+  } else {
+    i64 ? run(float{}, int64_t{}) : run(float{}, int32_t{});
+  }
+}
+
 int64_t LeadingCount(const ffi::AnyBuffer& b) {
   auto dims = b.dimensions();
   int64_t count = 1;
@@ -396,13 +407,7 @@ ffi::Error RaggedStatsImpl(ffi::ThreadPool pool, ffi::AnyBuffer values, ffi::Any
     RaggedBatch(values.typed_data<T>(), m, offsets.typed_data<I>(), d, batch,
                 Outputs<T>(n, shift, s1, s2), threads, schedule);
   };
-  const bool f64 = values.element_type() == ffi::DataType::F64;
-  const bool i64 = offsets.element_type() == ffi::DataType::S64;
-  if (f64) {
-    i64 ? run(double{}, int64_t{}) : run(double{}, int32_t{});
-  } else {
-    i64 ? run(float{}, int64_t{}) : run(float{}, int32_t{});
-  }
+  ForTypes(values.element_type(), offsets.element_type(), run);
   return ffi::Error::Success();
 }
 
@@ -425,13 +430,7 @@ ffi::Error PaddedStatsImpl(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffe
     PaddedBatch(x.typed_data<T>(), rows, width, lengths.typed_data<I>(),
                 Outputs<T>(n, shift, s1, s2), threads, schedule);
   };
-  const bool f64 = x.element_type() == ffi::DataType::F64;
-  const bool i64 = lengths.element_type() == ffi::DataType::S64;
-  if (f64) {
-    i64 ? run(double{}, int64_t{}) : run(double{}, int32_t{});
-  } else {
-    i64 ? run(float{}, int64_t{}) : run(float{}, int32_t{});
-  }
+  ForTypes(x.element_type(), lengths.element_type(), run);
   return ffi::Error::Success();
 }
 
