@@ -144,20 +144,11 @@ def plot_coverage(cov: Coverage, path: Path, num: int) -> None:
         label="95% ± 2 binomial s.e.",
     )
     ax.axhline(LEVEL, color="k", lw=1, ls="--")
-    ax.plot(
-        mid[keep],
-        cov.exact_by_bin[keep],
-        "o-",
-        color="tab:green",
-        label=f"exact posterior (overall {cov.exact:.3f})",
-    )
-    ax.plot(
-        mid[keep],
-        cov.q_star_by_bin[keep],
-        "s-",
-        color="tab:orange",
-        label=f"q* = Exponential(θ*) (overall {cov.q_star:.3f})",
-    )
+    for by_bin, style, color, label in (
+        (cov.exact_by_bin, "o-", "tab:green", f"exact posterior (overall {cov.exact:.3f})"),
+        (cov.q_star_by_bin, "s-", "tab:orange", f"q* = Exponential(θ*) (overall {cov.q_star:.3f})"),
+    ):
+        ax.plot(mid[keep], by_bin[keep], style, color=color, label=label)
     ax.set(
         xlabel="dataset size N (bin centre)",
         ylabel="coverage of the true z",
