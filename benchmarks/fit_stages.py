@@ -14,10 +14,12 @@ from typing import Any
 
 import jax
 
-from jaxvi._fit import blocks, devices, fit, plan
+from jaxvi._fit import blocks, device_stats, devices, fit, plan
 
 # (label, owner, attribute, block inside the timer). The native engine's statistics are one
-# stage; the XLA engine's are bucketing, host blocks, transfers and kernels.
+# stage; the XLA engine's are bucketing, host blocks, transfers and kernels; the device
+# engine's are its kernel (which waits for its window's transfer) inside its whole, the rest of
+# which is host bookkeeping.
 STAGES: tuple[tuple[str, Any, str, bool], ...] = (
     ("validation + host layout", fit, "as_flat_or_stats", False),
     ("validation: NaN/inf, from the sums", fit, "check_finite_values", False),
@@ -31,6 +33,8 @@ STAGES: tuple[tuple[str, Any, str, bool], ...] = (
     ("kernel: masked row sums of windows", blocks, "_window_sums", True),
     ("kernel: solve", fit, "_solve_stats", True),
     ("(all of the XLA engine's reduction)", fit, "reduce_blocks", False),
+    ("device engine: transfer + kernel (gather, reduce, set)", device_stats, "_chunk_stats", True),
+    ("(all of the device engine's statistics)", fit, "device_stats", False),
 )
 
 

@@ -29,7 +29,7 @@ def main() -> None:
     p.add_argument("--num-datasets", type=int, default=1_000_000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--exact", action="store_true")
-    p.add_argument("--engine", default="auto", choices=("auto", "native", "xla"))
+    p.add_argument("--engine", default="auto", choices=("auto", "native", "device", "xla"))
     args = p.parse_args()
     values, offsets = ragged_workload(args.num_datasets)
     data = Ragged(values, offsets)
