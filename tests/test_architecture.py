@@ -21,6 +21,7 @@ LAYERS = (
     ("fit", ("jaxvi._fit",)),
     ("tables", ("jaxvi._tables",)),
     ("tools", ("jaxvi._tools",)),
+    ("command", ("jaxvi._cli",)),
     ("public", ("jaxvi.cli", "jaxvi.bench", "jaxvi.__main__", "jaxvi")),
 )
 

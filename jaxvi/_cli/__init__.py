@@ -1,0 +1,1 @@
+"""The ``jaxvi`` command's subcommands (:mod:`jaxvi.cli` assembles them)."""

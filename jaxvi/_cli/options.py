@@ -1,0 +1,66 @@
+"""Argument types and shared options of the ``jaxvi`` command: each parses one option's text
+or raises ``argparse.ArgumentTypeError`` with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = [
+    "Parser",
+    "add_model_options",
+    "positive_float",
+    "positive_int",
+    "size_pair",
+    "size_range",
+]
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def size_range(text: str) -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW:HIGH, e.g. 1:64; got {text!r}") from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"need 0 <= LOW <= HIGH, got {text!r}")
+    return low, high
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    from jaxvi._model.params import NEED, is_positive
+
+    if not is_positive(value):
+        raise argparse.ArgumentTypeError(f"{NEED}, got {text}")
+    return value
+
+
+def size_pair(text: str) -> tuple[int, int]:
+    """``LOW:HIGH`` or a single size ``N`` (= ``N:N``)."""
+    return size_range(text if ":" in text else f"{text}:{text}")
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line on stderr (exit code 2), like every other input error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lam", type=positive_float, default=1.0, help="prior rate lambda > 0 (default: 1)"
+    )
+    parser.add_argument(
+        "--sigma", type=positive_float, default=1.0, help="noise scale sigma > 0 (default: 1)"
+    )
