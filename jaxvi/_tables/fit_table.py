@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from jaxvi._model.params import positive
+from jaxvi._tables.checked_batches import StatsBatch, statistics_batches
 from jaxvi._tables.engine import connect
 from jaxvi._tables.sources import open_source
-from jaxvi._tables.statistics import Layout, StatsBatch, plan_statistics, show, statistics_batches
+from jaxvi._tables.statistics import Layout, plan_statistics, show
 
 __all__ = ["TableFit", "fit_table"]
 
