@@ -58,6 +58,32 @@ def test_failed_write_leaves_no_file_and_no_sidecar(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("ext", ["parquet", "csv"])
+def test_writing_behind_keeps_every_batch_in_order_and_the_metadata(tmp_path, ext):
+    path = tmp_path / f"r.{ext}"
+    with files.output_table(path, {"lam": "2"}, behind=True) as writer:
+        for k in range(9):
+            writer.metadata = {"lam": "2", "dtype": "float32"}  # as fit_file sets it
+            writer.write({"dataset_id": np.arange(k * 100, (k + 1) * 100), "x": np.full(100, k)})
+    table = (pq.read_table if ext == "parquet" else pcsv.read_csv)(path)  # in the file's order
+    np.testing.assert_array_equal(table["dataset_id"].to_numpy(), np.arange(900))
+    np.testing.assert_array_equal(table["x"].to_numpy(), np.repeat(np.arange(9), 100))
+    assert files.read_metadata(path) == {"lam": "2", "dtype": "float32"}
+    assert writer.rows == 900
+
+
+def test_an_error_while_writing_behind_reaches_the_caller_and_leaves_no_file(tmp_path):
+    path = tmp_path / "r.parquet"
+    with (
+        pytest.raises(Exception, match="schema"),
+        files.output_table(path, behind=True) as writer,
+    ):
+        writer.write({"dataset_id": np.arange(3), "x": np.zeros(3)})
+        for _ in range(4):  # the thread fails on the first of these; a later write raises
+            writer.write({"dataset_id": np.arange(3), "y": np.zeros(3)})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_atomic_output_gets_the_usual_permissions(tmp_path):
     out = tmp_path / "out.csv"
     with files.atomic_path(out) as tmp:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,10 @@ class TableWriter:
         dictionary: Parquet columns to dictionary-encode (a long table's repeated ids). Other
             columns are not: on floats and unique ids, trying a dictionary made writing 7×
             slower and the file larger (pyarrow 26).
+        behind: write on a thread of its own, at most two batches behind the caller, so that
+            encoding and compressing a batch overlaps with computing the next (Arrow's
+            writers release the GIL). An error on that thread is raised by the next
+            :meth:`write` or by :meth:`close`.
     """
 
     def __init__(
@@ -124,6 +130,7 @@ class TableWriter:
         fmt: str,
         metadata: Mapping[str, str] | None,
         dictionary: tuple[str, ...] = (),
+        behind: bool = False,
     ):
         self.path = Path(path)
         self.dictionary = list(dictionary)
@@ -132,10 +139,42 @@ class TableWriter:
         self._parts: dict[str, list[np.ndarray]] = {}
         self._writer: Any = None
         self.rows = 0
+        self._behind = behind and fmt != "npz"  # NPZ only gathers arrays until close
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def write(self, columns: Any) -> None:
         """Append rows: an Arrow record batch or table, or a mapping of name → ``(rows,)``
         array. Every call passes the same columns."""
+        if not self._behind:
+            self._write(columns, self.metadata)
+            return
+        self._raise()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, name="jaxvi-writer")
+            self._thread.start()
+        self._queue.put((columns, dict(self.metadata)))  # waits while two batches are queued
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:  # after an error, only empty the queue
+                try:
+                    self._write(*item)
+                except BaseException as err:
+                    self._error = err
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _write(self, columns: Any, metadata: Mapping[str, str]) -> None:
         if self.fmt == "npz":
             if not isinstance(columns, Mapping):
                 columns = {
@@ -151,16 +190,16 @@ class TableWriter:
         if isinstance(columns, Mapping):
             columns = pa.table({k: np.asarray(v) for k, v in columns.items()})
         if self._writer is None:
-            self._writer = self._open(columns.schema)
+            self._writer = self._open(columns.schema, metadata)
         self._writer.write(columns)
         self.rows += columns.num_rows
 
-    def _open(self, schema: Any) -> Any:
+    def _open(self, schema: Any, metadata: Mapping[str, str]) -> Any:
         if self.fmt == "parquet":
             import pyarrow.parquet as pq
 
             return pq.ParquetWriter(
-                self.path, schema.with_metadata(self.metadata), use_dictionary=self.dictionary
+                self.path, schema.with_metadata(metadata), use_dictionary=self.dictionary
             )
         import pyarrow.csv as pcsv
 
@@ -170,12 +209,15 @@ class TableWriter:
 
     def abort(self) -> None:
         """Release the file without finishing it (the caller discards it)."""
+        self._join()
         with contextlib.suppress(Exception):
             if self._writer is not None:
                 self._writer.close()
 
     def close(self) -> None:
-        """Finish the file."""
+        """Finish the file (after the batches still queued)."""
+        self._join()
+        self._raise()
         if self.fmt == "npz":
             arrays = {k: np.concatenate(v) for k, v in self._parts.items()}
             clash = set(arrays) & set(self.metadata)
@@ -195,9 +237,12 @@ def output_table(
     path: str | os.PathLike,
     metadata: Mapping[str, str] | None = None,
     dictionary: tuple[str, ...] = (),
+    behind: bool = False,
 ) -> Iterator[TableWriter]:
     """A :class:`TableWriter` for ``path`` (format by its ending) that becomes the file only
     when the block succeeds; a CSV file's metadata go to its JSON sidecar, renamed first.
+    With ``behind``, batches are written on a thread of their own (:class:`TableWriter`); the
+    caller must not change a batch after handing it over.
 
     Examples:
         >>> import tempfile
@@ -218,7 +263,7 @@ def output_table(
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(atomic_path(path))
         meta_tmp = stack.enter_context(atomic_path(sidecar_path(path))) if fmt == "csv" else None
-        writer = TableWriter(tmp, fmt, metadata, dictionary)
+        writer = TableWriter(tmp, fmt, metadata, dictionary, behind)
         try:
             yield writer
             writer.close()

@@ -139,8 +139,8 @@ def simulate_to_file(
     bar = progress_bar(progress, "datasets", num_datasets)
     rows = 0
     with (
-        output_table(path, meta, dictionary=("dataset_id",)) as writer,
-        output_table(truth, meta) as truth_writer,
+        output_table(path, meta, dictionary=("dataset_id",), behind=True) as writer,
+        output_table(truth, meta, behind=True) as truth_writer,
     ):
         for start, x, lengths, z in simulation_chunks(
             num_datasets, lam=lam, sigma=sigma, sizes=sizes, seed=seed, dtype=dt
@@ -251,7 +251,7 @@ def fit_file(
         label=os.fspath(input_path),
     ) as run:
         batches = 0
-        with output_table(output_path) as writer:
+        with output_table(output_path, behind=True) as writer:
             for batch in run.batches(progress, ready):
                 writer.metadata = run.metadata
                 writer.write(batch)
