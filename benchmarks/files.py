@@ -12,7 +12,14 @@ Contenders, each writing one row per dataset, sorted by id, to Parquet:
   11 columns: B, θ*, ELBO, gradient, log evidence, KL gap, q's mean, posterior mean and sd);
 * ``duckdb``: one DuckDB SQL query: n, mean and Σ(x − x̄)² (``avg``, ``var_pop``), then B, θ*,
   ELBO and gradient in SQL, ``COPY … TO`` Parquet (6 columns; SQL has no log Φ);
-* ``polars``: the same in a lazy polars query, streamed to Parquet.
+* ``polars``: the same in a lazy polars query, streamed to Parquet;
+* ``jax``: no input at all: the process only imports JAX and loads jaxvi's table kernel from
+  the compilation cache, as ``jaxvi fit`` does while DuckDB reads. It is the fixed cost that
+  any process running JAX kernels pays, and the SQL peer does not.
+
+Besides wall time and peak RSS, each row gives the CPU seconds (user + system) of the process.
+A process that does the query's work and JAX's cannot take less wall time than either alone,
+nor less than their CPU seconds together over the cores: the script prints that floor.
 
 Run::
 
@@ -79,7 +86,17 @@ res.sink_parquet(out)
 """
 
 INPUTS = ("sorted_parquet", "shuffled_parquet", "shuffled_csv")
-CONTENDERS = ("jaxvi", "duckdb", "polars")
+# The fixed cost of JAX in ``jaxvi fit``: import it and load the table kernel (from the cache).
+JAX_ONLY = r"""
+import numpy as np
+from jaxvi._cli.fit_command import _use_compilation_cache
+from jaxvi._tables.fit_table import BATCH_SIZE
+from jaxvi._tables.kernel import warm
+_use_compilation_cache()
+warm(BATCH_SIZE, np.dtype("float32"), lam_rows=False, sigma_rows=False, theta=None, exact=True)
+"""
+
+CONTENDERS = ("jaxvi", "duckdb", "polars", "jax")
 
 
 def make_inputs(folder: Path, datasets: int, sizes: tuple[int, int], seed: int = 0) -> dict:
@@ -112,6 +129,8 @@ def command(contender: str, src: Path, out: Path) -> list[str]:
     fmt = "csv" if src.suffix == ".csv" else "parquet"
     if contender == "jaxvi":
         return [sys.executable, "-m", "jaxvi", "fit", str(src), "-o", str(out), "-q"]
+    if contender == "jax":
+        return [sys.executable, "-c", JAX_ONLY]
     script = {"duckdb": DUCKDB_PEER, "polars": POLARS_PEER}[contender]
     return [sys.executable, "-c", script, str(src), str(out), fmt]
 
@@ -122,13 +141,13 @@ _LAUNCH = (
     "import os, sys\n"
     "pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)\n"
     "_, status, usage = os.wait4(pid, 0)\n"
-    "print(usage.ru_maxrss)\n"
+    "print(usage.ru_maxrss, usage.ru_utime + usage.ru_stime)\n"
     "sys.exit(os.waitstatus_to_exitcode(status))\n"
 )
 
 
-def run_once(cmd: list[str], env: dict) -> tuple[float, float]:
-    """Wall seconds and peak RSS in MB of one process."""
+def run_once(cmd: list[str], env: dict) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS in MB and CPU seconds of one process."""
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-S", "-c", _LAUNCH, *cmd], env=env, capture_output=True, text=True
@@ -136,7 +155,8 @@ def run_once(cmd: list[str], env: dict) -> tuple[float, float]:
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} failed:\n{proc.stderr[-2000:]}")
-    return wall, int(proc.stdout.split()[-1]) / 1024
+    rss, cpu = proc.stdout.split()[-2:]
+    return wall, int(rss) / 1024, float(cpu)
 
 
 def main() -> None:
@@ -157,45 +177,70 @@ def main() -> None:
     contenders = [c for c in args.contenders.split(",") if c != "polars" or _has("polars")]
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(folder / "xla-cache"))
     env.pop("XLA_FLAGS", None)
-    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    times: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     for _ in range(max(args.reps, 1)):
         for name in inputs:
             for who in contenders:
+                if who == "jax":  # reads no input: once per round
+                    continue
                 out = folder / f"out-{who}.parquet"
                 times.setdefault((name, who), []).append(
                     run_once(command(who, paths[name], out), env)
                 )
+        if "jax" in contenders:
+            times.setdefault(("-", "jax"), []).append(run_once(command("jax", Path(), Path()), env))
     later = slice(1, None) if args.reps > 1 else slice(None)
     rows = {
-        key: (
-            statistics.median(w for w, _ in runs[later]),
-            statistics.median(m for _, m in runs[later]),
-        )
+        key: tuple(statistics.median(run[k] for run in runs[later]) for k in range(3))
         for key, runs in times.items()
     }
     sizes = {name: paths[name].stat().st_size / 2**20 for name in inputs}
+    cores = os.cpu_count() or 1
     print(
-        f"# {args.datasets:,} datasets of {low}-{high} points; {os.cpu_count()} cores "
+        f"# {args.datasets:,} datasets of {low}-{high} points; {cores} cores "
         f"({platform.processor() or platform.machine()}); median of {max(args.reps - 1, 1)} "
         "warm runs; whole processes"
     )
-    print("| input | size MB | contender | wall s | peak RSS MB | jaxvi / contender (wall, RSS) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| input | size MB | contender | wall s | peak RSS MB | CPU s "
+        "| jaxvi / contender (wall, RSS) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name in inputs:
         mine = rows.get((name, "jaxvi"))
         for who in contenders:
-            wall, rss = rows[(name, who)]
+            if who == "jax":
+                continue
+            wall, rss, cpu = rows[(name, who)]
             ratio = (
                 ""
                 if mine is None or who == "jaxvi"
                 else f"{mine[0] / wall:.2f}×, {mine[1] / rss:.2f}×"
             )
-            print(f"| {name} | {sizes[name]:.0f} | {who} | {wall:.2f} | {rss:.0f} | {ratio} |")
+            print(
+                f"| {name} | {sizes[name]:.0f} | {who} | {wall:.2f} | {rss:.0f} | {cpu:.2f} "
+                f"| {ratio} |"
+            )
+    if ("-", "jax") in rows:
+        wall, rss, cpu = rows[("-", "jax")]
+        print(
+            f"\nJAX alone (import it, load the table kernel from the cache): {wall:.2f} s, "
+            f"{rss:.0f} MB, {cpu:.2f} CPU s."
+        )
+        for name in inputs:
+            if (name, "duckdb") in rows:
+                peer = rows[(name, "duckdb")]
+                floor = max(peer[0], wall, (peer[2] + cpu) / cores)
+                print(
+                    f"{name}: a process doing the query's work and JAX's takes at least "
+                    f"{floor:.2f} s = {floor / peer[0]:.2f}× the query's wall time (the longer "
+                    f"of the two alone, and their CPU seconds over {cores} cores)"
+                )
     if args.json:
         record = [
-            {"input": n, "contender": w, "wall_s": rows[(n, w)][0], "peak_rss_mb": rows[(n, w)][1],
+            {"input": n, "contender": w, "wall_s": v[0], "peak_rss_mb": v[1], "cpu_s": v[2],
              "runs": times[(n, w)]}
-            for n in inputs for w in contenders
+            for (n, w), v in rows.items()
         ]  # fmt: skip
         Path(args.json).write_text(json.dumps(record, indent=1))
 
