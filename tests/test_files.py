@@ -12,7 +12,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from jaxvi._tables import files, npz
+from jaxvi._tables import files, npz, read_back
 
 
 def _write(path, columns, metadata=None):
@@ -26,9 +26,9 @@ def test_columns_and_metadata_round_trip_in_every_format(tmp_path, ext):
     ids = np.array(["b", "a,c", 'say "hi"'])
     x = np.array([0.5, -1.25, 1e-30], np.float32)
     _write(path, {"dataset_id": ids, "x": x}, {"lam": "2.5", "dtype": "float32"})
-    meta = files.read_metadata(path)
+    meta = read_back.read_metadata(path)
     assert meta == {"lam": "2.5", "dtype": "float32"}
-    cols = files.read_columns(path, ("dataset_id", "x"))
+    cols = read_back.read_columns(path, ("dataset_id", "x"))
     assert cols["dataset_id"].tolist() == ids.tolist()
     np.testing.assert_array_equal(cols["x"].astype(np.float32), x)
 
@@ -68,7 +68,7 @@ def test_writing_behind_keeps_every_batch_in_order_and_the_metadata(tmp_path, ex
     table = (pq.read_table if ext == "parquet" else pcsv.read_csv)(path)  # in the file's order
     np.testing.assert_array_equal(table["dataset_id"].to_numpy(), np.arange(900))
     np.testing.assert_array_equal(table["x"].to_numpy(), np.repeat(np.arange(9), 100))
-    assert files.read_metadata(path) == {"lam": "2", "dtype": "float32"}
+    assert read_back.read_metadata(path) == {"lam": "2", "dtype": "float32"}
     assert writer.rows == 900
 
 
@@ -153,13 +153,13 @@ def test_unreadable_npz_and_parquet_metadata(tmp_path):
         npz.read_npz(tmp_path / "bad.npz")
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not parquet")
     with pytest.raises(ValueError, match="not a readable Parquet file"):
-        files.read_metadata(tmp_path / "bad.parquet")
+        read_back.read_metadata(tmp_path / "bad.parquet")
 
 
 def test_read_columns_names_a_missing_column(tmp_path):
     _write(tmp_path / "r.parquet", {"dataset_id": np.arange(2), "x": np.ones(2)})
     with pytest.raises(ValueError, match="missing column 'z'"):
-        files.read_columns(tmp_path / "r.parquet", ("dataset_id", "z"))
+        read_back.read_columns(tmp_path / "r.parquet", ("dataset_id", "z"))
 
 
 def test_long_tables_keep_repeated_ids_small(tmp_path):

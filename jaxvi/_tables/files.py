@@ -1,4 +1,4 @@
-"""Files out (and the few read back whole): Parquet, CSV and NPZ, written atomically.
+"""Files out: Parquet, CSV and NPZ, written atomically (read back: :mod:`jaxvi._tables.read_back`).
 
 * **Parquet** keeps the run's metadata (λ, σ, the dtype, jaxvi's version, the input) in its
   key-value metadata.
@@ -9,7 +9,7 @@
 
 Every file is written under a temporary name in its folder and renamed into place once
 complete, so an interrupted or failed run never leaves a partial file under the real name.
-Tables are read through DuckDB (:mod:`jaxvi._tables.sources`); nothing here imports JAX.
+Nothing here imports JAX.
 """
 
 from __future__ import annotations
@@ -26,19 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from jaxvi._tables.engine import arrow_table, connect, quote, require
-from jaxvi._tables.sources import file_format, open_source
+from jaxvi._tables.engine import require
+from jaxvi._tables.sources import file_format
 
 __all__ = [
     "OUTPUT_FORMATS",
     "TableWriter",
     "atomic_path",
-    "check_file",
-    "npz_archive",
     "output_format",
     "output_table",
-    "read_columns",
-    "read_metadata",
     "sidecar_path",
 ]
 
@@ -253,6 +249,7 @@ def output_table(
         "dataset_id","theta"
         1,0.5
         2,0.25
+        >>> from jaxvi._tables.read_back import read_metadata
         >>> read_metadata(out)
         {'lam': '2'}
     """
@@ -272,95 +269,3 @@ def output_table(
             raise
         if meta_tmp is not None:
             meta_tmp.write_text(json.dumps(writer.metadata, indent=1) + "\n", encoding="utf-8")
-
-
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata written with a table (``{}`` when there is none): Parquet key-value
-    metadata, a CSV file's JSON sidecar, an NPZ file's 0-d string arrays."""
-    path = Path(path)
-    fmt = output_format(path)
-    check_file(path)
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            raw = pq.read_schema(path).metadata or {}
-        except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... for a bad file
-            raise ValueError(f"{path}: not a readable Parquet file ({_first_line(err)})") from None
-        return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW")}
-    if fmt == "csv":
-        side = sidecar_path(path)
-        if not side.exists():
-            return {}
-        try:
-            meta = json.loads(side.read_text(encoding="utf-8"))
-        except ValueError as err:
-            raise ValueError(f"{side}: not readable JSON ({_first_line(err)})") from None
-        return {str(k): str(v) for k, v in meta.items()}
-    with npz_archive(path) as archive:
-        return {k: str(archive[k]) for k in archive.files if archive[k].ndim == 0}
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
-
-def check_file(path: Path) -> None:
-    if not path.exists():
-        raise ValueError(f"{path}: no such file")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder, expected a file")
-    if path.stat().st_size == 0:
-        raise ValueError(f"{path}: file is empty")
-
-
-@contextlib.contextmanager
-def npz_archive(path: Path) -> Iterator[Any]:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as err:  # zipfile.BadZipFile, ValueError, OSError, ...
-        raise ValueError(f"{path}: not a readable NPZ file ({_first_line(err)})") from None
-    with archive:
-        yield archive
-
-
-def read_columns(path: str | os.PathLike, wanted: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Whole columns of a one-row-per-dataset table (results, or a simulation's truth).
-
-    Args:
-        path: a Parquet, CSV, JSON or NPZ file.
-        wanted: column names; the first is the id column, returned as int64 or str.
-
-    Raises:
-        ValueError: naming the file and the first missing column, or a missing value.
-    """
-    path = Path(path)
-    if file_format(path) == "npz":
-        check_file(path)
-        with npz_archive(path) as archive:
-            missing = [c for c in wanted if c not in archive.files]
-            if missing:
-                raise ValueError(
-                    f"{path}: missing column {missing[0]!r} (found: {', '.join(archive.files)})"
-                )
-            cols = {c: archive[c] for c in wanted}
-    else:
-        con = connect()
-        src = open_source(con, path)
-        missing = [c for c in wanted if c not in src.columns]
-        if missing:
-            found = ", ".join(src.columns)
-            raise ValueError(f"{path}: missing column {missing[0]!r} (found: {found})")
-        names = ", ".join(quote(c) for c in wanted)
-        arrow = arrow_table(con, src.sql(f"SELECT {names} FROM {{src}}"), src.params, src.label)
-        cols = {}
-        for c in wanted:
-            col = arrow.column(c)
-            if col.null_count:
-                raise ValueError(f"{path}: column {c!r} has a missing value")
-            cols[c] = col.to_numpy()
-    if not len(cols[wanted[0]]):
-        raise ValueError(f"{path}: no data rows")
-    ids = np.asarray(cols[wanted[0]])
-    cols[wanted[0]] = ids.astype(np.int64) if ids.dtype.kind in "iu" else ids.astype(str)
-    return cols

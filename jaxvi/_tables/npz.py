@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from jaxvi._tables.engine import require
-from jaxvi._tables.files import check_file, npz_archive
+from jaxvi._tables.read_back import check_file, npz_archive
 from jaxvi._tables.statistics import STATS_COLUMNS, show
 
 __all__ = ["read_npz"]
