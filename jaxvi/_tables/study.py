@@ -198,7 +198,7 @@ def fit_file(
 
     Args:
         input_path: a long or statistics table (:func:`jaxvi.fit_table`): a Parquet, CSV or
-            JSON file, a glob or a folder; or an NPZ file (:func:`~jaxvi._tables.files.read_npz`).
+            JSON file, a glob or a folder; or an NPZ file (:func:`~jaxvi._tables.npz.read_npz`).
         output_path: ``.parquet``, ``.csv`` or ``.npz``, written atomically with the columns
             of :func:`jaxvi.fit_table` and its metadata (a CSV file's in its JSON sidecar).
         lam, sigma, theta: as in :func:`jaxvi.fit_table` (a number, a column name, or for
