@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -108,7 +110,12 @@ def test_output_that_is_a_folder_is_refused(tmp_path):
         pass
 
 
-def test_npz_ragged_layout_becomes_shifted_statistics_and_keeps_empty_datasets(tmp_path):
+@pytest.mark.parametrize("kernel", ["native", "numpy"])
+def test_npz_ragged_layout_becomes_shifted_statistics_and_keeps_empty_datasets(
+    tmp_path, monkeypatch, kernel
+):
+    if kernel == "numpy":
+        monkeypatch.setenv("JAXVI_NATIVE", "0")  # NumPy's reduceat, as without the extension
     path = tmp_path / "d.npz"
     values = np.array([1e6 + 0.5, 1e6 - 0.5, 3.0, 4.0, 8.0])
     np.savez(path, values=values, offsets=np.array([0, 2, 2, 5]), ids=np.array([7, 3, 5]))
@@ -119,6 +126,33 @@ def test_npz_ragged_layout_becomes_shifted_statistics_and_keeps_empty_datasets(t
     assert table["shift"].to_pylist() == [1e6 + 0.5, 0.0, 3.0]
     assert table["sum_x"].to_pylist() == [-1.0, 0.0, 6.0]
     assert table["sum_x2"].to_pylist() == [1.0, 0.0, 26.0]
+
+
+def test_npz_ragged_statistics_agree_between_the_native_kernel_and_numpy(monkeypatch):
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 300, 2000)
+    lengths[::5] = 0
+    offsets = np.r_[0, np.cumsum(lengths)]
+    values = rng.normal(1e5, 1.0, offsets[-1])  # a mean 10⁵ sd from zero
+    native = npz._ragged_statistics(values, offsets)
+    monkeypatch.setenv("JAXVI_NATIVE", "0")
+    numpy = npz._ragged_statistics(values, offsets)
+    for k in ("n", "shift", "sum_x"):
+        np.testing.assert_array_equal(native[k][lengths == 0], 0.0)
+        np.testing.assert_allclose(native[k], numpy[k], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(native["sum_x2"], numpy["sum_x2"], rtol=1e-12)
+
+
+def test_npz_input_is_read_without_importing_jax(tmp_path):
+    """The command imports JAX in a second thread while the input is read."""
+    path = tmp_path / "d.npz"
+    np.savez(path, values=np.arange(6.0), offsets=np.array([0, 2, 6]))
+    code = (
+        "import sys; from jaxvi._tables import npz; "
+        f"t = npz.read_npz({str(path)!r}); assert t.num_rows == 2; "
+        "assert 'jax' not in sys.modules, 'jax was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_npz_long_columns_and_statistics_are_tables(tmp_path):

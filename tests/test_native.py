@@ -56,8 +56,10 @@ def test_a_missing_extension_warns_once_naming_the_cause_and_falls_back():
         "    warnings.simplefilter('always')\n"
         "    a = jaxvi.suff_stats_ragged(np.arange(5.0, dtype=np.float32), np.array([0, 2, 5]))\n"
         "    b = jaxvi.fit([np.ones(3, np.float32)])\n"
+        "    from jaxvi._tables.npz import _ragged_statistics\n"
+        "    c = _ragged_statistics(np.arange(5.0), np.array([0, 2, 5]))\n"
         "print(len(w)); print(w[0].message)\n"
-        "print(a.sum_x.tolist(), b.n.tolist())\n"
+        "print(a.sum_x.tolist(), b.n.tolist(), c['sum_x'].tolist())\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=dict(os.environ)
@@ -67,7 +69,7 @@ def test_a_missing_extension_warns_once_naming_the_cause_and_falls_back():
     assert count == "1"
     assert "native CPU statistics kernel is not available" in message
     assert "the extension did not load" in message and "XLA path" in message
-    assert values == "[1.0, 3.0] [3.0]"
+    assert values == "[1.0, 3.0] [3.0] [1.0, 3.0]"
 
 
 def _ragged_case(seed: int, dtype=np.float32):

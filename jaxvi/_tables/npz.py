@@ -1,8 +1,9 @@
 """NPZ input: the ragged layout (``values``, ``offsets``, optional ``ids``), a long table's two
 columns, or statistics (``n``, ``sum_x``, ``sum_x2``, optional ``ids``, ``shift``), turned into
 an Arrow table that :func:`jaxvi.fit_table` reads. The ragged layout's statistics are made
-here, in float64 by NumPy's ``add.reduceat`` (empty datasets are kept: their posterior is the
-prior), since a long table cannot hold an empty dataset.
+here, in float64, by the native kernel's host function (one pass on every core; NumPy's
+``add.reduceat`` where it is not available), since a long table cannot hold an empty dataset
+(empty datasets are kept: their posterior is the prior).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxvi._stats import native
 from jaxvi._tables.engine import require
 from jaxvi._tables.read_back import check_file, npz_archive
 from jaxvi._tables.statistics import STATS_COLUMNS, show
@@ -22,8 +24,18 @@ __all__ = ["read_npz"]
 
 def _ragged_statistics(values: np.ndarray, offsets: np.ndarray) -> dict[str, np.ndarray]:
     """``n``, ``sum_x``, ``sum_x2``, ``shift`` of each dataset, about its first value, in
-    float64 (empty datasets: zeros)."""
+    float64 (empty datasets: zeros), for float64 ``values``."""
     lengths = np.diff(offsets)
+    kernel = native.host_kernel()
+    if kernel is not None:
+        n, shift, sum_x, sum_x2 = kernel.window_stats(values, offsets[:-1], lengths)
+        return {"n": n, "sum_x": sum_x, "sum_x2": sum_x2, "shift": shift}
+    return _reduceat_statistics(values, offsets, lengths)
+
+
+def _reduceat_statistics(
+    values: np.ndarray, offsets: np.ndarray, lengths: np.ndarray
+) -> dict[str, np.ndarray]:
     nonempty = lengths > 0
     shift = np.zeros(len(lengths))
     shift[nonempty] = values[offsets[:-1][nonempty]]

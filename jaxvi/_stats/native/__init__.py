@@ -6,8 +6,10 @@ scikit-build-core and nanobind) holding two XLA FFI handlers, ``jaxvi_ragged_sta
 arrays, ``window_stats``, which :func:`jaxvi.fit` calls on CPU.
 
 If the extension cannot be loaded or registered, :func:`load` warns once, naming the cause,
-and every caller uses the XLA path instead. ``JAXVI_NATIVE=0`` in the environment turns the
-kernel off on purpose (no warning): for A/B measurements and for tests of the XLA path.
+and every caller uses the XLA path instead. :func:`host_kernel` gives ``window_stats`` alone,
+without importing JAX (for NPZ input, read while JAX loads in another thread).
+``JAXVI_NATIVE=0`` in the environment turns the kernel off on purpose (no warning): for A/B
+measurements and for tests of the XLA path.
 """
 
 from __future__ import annotations
@@ -16,18 +18,38 @@ import os
 import warnings
 from types import ModuleType
 
-__all__ = ["available", "load", "reason"]
+__all__ = ["available", "host_kernel", "load", "reason"]
 
 _loaded: tuple[ModuleType | None, str | None] | None = None
+_warned = False
 
 
-def _load() -> tuple[ModuleType | None, str | None]:
+def _extension() -> tuple[ModuleType | None, str | None]:
     if os.environ.get("JAXVI_NATIVE", "1") == "0":
         return None, "turned off by JAXVI_NATIVE=0"
     try:
         from jaxvi._stats.native import _suff_stats  # type: ignore[attr-defined]
     except ImportError as err:
         return None, f"the extension did not load ({err}); reinstall jaxvi with a C++ compiler"
+    return _suff_stats, None
+
+
+def _warn_once(why: str | None) -> None:
+    global _warned
+    if not _warned and not (why or "").startswith("turned off"):
+        _warned = True
+        warnings.warn(
+            f"jaxvi: the native CPU statistics kernel is not available: {why}. Falling back "
+            "to the XLA path (NumPy for NPZ input), which is several times slower on CPU",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def _load() -> tuple[ModuleType | None, str | None]:
+    _suff_stats, why = _extension()
+    if _suff_stats is None:
+        return None, why
     import jax
 
     try:
@@ -44,15 +66,18 @@ def load() -> ModuleType | None:
     global _loaded
     if _loaded is None:
         _loaded = _load()
-        module, why = _loaded
-        if module is None and not (why or "").startswith("turned off"):
-            warnings.warn(
-                f"jaxvi: the native CPU statistics kernel is not available: {why}. Falling back "
-                "to the XLA path, which is several times slower on CPU",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+        if _loaded[0] is None:
+            _warn_once(_loaded[1])
     return _loaded[0]
+
+
+def host_kernel() -> ModuleType | None:
+    """The extension for its host function ``window_stats`` only, without importing JAX or
+    registering anything; ``None`` (after the same one warning) when it cannot be loaded."""
+    module, why = _extension()
+    if module is None:
+        _warn_once(why)
+    return module
 
 
 def available() -> bool:
