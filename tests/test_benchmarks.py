@@ -56,6 +56,7 @@ SCRIPTS = [
     ("kernel_study.py", "--rows", "256", "--cols", "64", "--reps", "1", "--only", "variadic"),
     ("files.py", "--datasets", "2000", "--reps", "1", "--inputs", "shuffled_csv"),
     ("device_host_work.py", "--num-datasets", "3000", "--reps", "1"),
+    ("padded_parts.py", "--rows", "2000", "--cols", "16", "--reps", "1"),
     ("profile_fit.py", "--num-datasets", "3000", "--reps", "1", "--engine", "device"),
 ]
 
