@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "jaxvi"
 
 # Lower layers first. A module may import from its own layer and those before it.
 LAYERS = (
-    ("base", ("jaxvi._version", "jaxvi._text")),
+    ("base", ("jaxvi._version", "jaxvi._text", "jaxvi._progress")),
     ("model", ("jaxvi._model",)),
     ("stats", ("jaxvi._stats",)),
     ("fit", ("jaxvi._fit",)),

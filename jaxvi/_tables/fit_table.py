@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from jaxvi._model.params import positive
+from jaxvi._progress import progress_bar
 from jaxvi._tables.checked_batches import StatsBatch, statistics_batches
 from jaxvi._tables.engine import connect
 from jaxvi._tables.sources import open_source
@@ -321,24 +321,3 @@ class _QueryProgress:
         if self.bar is not None:
             self.thread.join()
             self.bar.close()
-
-
-def progress_bar(enabled: bool, unit: str, total: int | None = None, desc: str = "") -> Any:
-    """A tqdm bar on stderr, or ``None`` when disabled or tqdm is missing. Short runs never
-    draw one (``delay``), so a quick failure prints only its error line."""
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the bar is a nicety; without the cli extra there is none
-        return None
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit=unit,
-        unit_scale=True,
-        file=sys.stderr,
-        delay=1.0,
-        leave=False,
-        dynamic_ncols=True,
-    )

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from jaxvi._model.params import positive
+from jaxvi._progress import progress_bar
 from jaxvi._tables.files import output_format, output_table
-from jaxvi._tables.fit_table import BATCH_SIZE, TableFit, progress_bar
+from jaxvi._tables.fit_table import BATCH_SIZE, TableFit
 from jaxvi._tables.npz import read_npz
 from jaxvi._tables.sources import file_format
 
