@@ -8,7 +8,6 @@ k+1 while the device computes block k.
 
 from __future__ import annotations
 
-import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -20,7 +19,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxvi._fit.buckets import _ALIGN, aligned_empty
 
-__all__ = ["Devices", "Job", "progress_bar", "rows_for", "run_jobs"]
+__all__ = ["Devices", "Job", "rows_for", "run_jobs"]
 
 Job = tuple[Callable[..., Any], tuple, Callable[[Any], None]]
 
@@ -127,20 +126,3 @@ def rows_for(value: np.ndarray | None, sel: Any, size: int, fill: float, dtype: 
     out[: part.shape[0]] = part
     out[part.shape[0] :] = fill
     return out
-
-
-def progress_bar(enabled: bool, total: int) -> Any:
-    class _NoBar:
-        def update(self, n: int = 1) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    if not enabled:
-        return _NoBar()
-    try:  # tqdm is in the `cli` extra, not a core dependency
-        from tqdm import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, file=sys.stderr, unit="block", desc="jaxvi.fit")

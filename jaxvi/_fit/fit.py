@@ -57,13 +57,14 @@ from jax.typing import ArrayLike
 from jaxvi._fit.blocks import raw_windows, reduce_blocks
 from jaxvi._fit.buckets import Flat
 from jaxvi._fit.device_stats import device_layout, device_stats
-from jaxvi._fit.devices import Devices, Job, progress_bar, rows_for, run_jobs
+from jaxvi._fit.devices import Devices, Job, rows_for, run_jobs
 from jaxvi._fit.native_stats import native_chunks, native_stats
 from jaxvi._fit.plan import ChunkPlan, chunks, ladder
 from jaxvi._fit.validate import as_flat_or_stats, check_finite_values, check_param
 from jaxvi._model.dtypes import compute_dtype
 from jaxvi._model.solve import Solution, solve
 from jaxvi._model.statistics import SuffStats, rebase
+from jaxvi._progress import progress_bar
 from jaxvi._stats import native
 
 __all__ = ["fit"]
@@ -210,7 +211,9 @@ def fit(
         chunks = len(native_chunks(flat, chunk_size))
     elif flat is not None and how == "device":
         chunks = len(device_layout(flat, widths, chunk_size)[2])
-    bar = progress_bar(progress, plan.num_jobs + chunks)
+    bar = progress_bar(
+        progress, "block", plan.num_jobs + chunks, "jaxvi.fit", delay=0.0, leave=True, scale=False
+    )
     try:
         if flat is None:  # statistics as given, their shift rounded to dt and the sums adjusted
             with np.errstate(all="ignore"):

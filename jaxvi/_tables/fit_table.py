@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from jaxvi._model.params import positive
-from jaxvi._progress import progress_bar
+from jaxvi._progress import NoBar, progress_bar
 from jaxvi._tables.checked_batches import StatsBatch, statistics_batches
 from jaxvi._tables.engine import connect
 from jaxvi._tables.sources import open_source
@@ -121,11 +121,9 @@ class TableFit:
                         self.lam_estimate = self._estimate(stats)
                 yield self._result_batch(batch)
                 self.num_datasets += len(batch)
-                if bar is not None:
-                    bar.update(len(batch))
+                bar.update(len(batch))
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
 
     def _result_batch(self, batch: StatsBatch) -> Any:
         import pyarrow as pa
@@ -298,11 +296,12 @@ class _QueryProgress:
     def __init__(self, con: Any, enabled: bool, label: str):
         self.con, self.label = con, label
         self.bar = progress_bar(enabled, "%", total=100, desc=f"reading {label}")
+        self.drawn = not isinstance(self.bar, NoBar)
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._poll, name="jaxvi-query-progress", daemon=True)
 
     def __enter__(self) -> _QueryProgress:
-        if self.bar is not None:
+        if self.drawn:
             self.con.execute(
                 "SET enable_progress_bar = true; SET enable_progress_bar_print = false; "
                 "SET progress_bar_time = 0"
@@ -313,11 +312,11 @@ class _QueryProgress:
     def _poll(self) -> None:
         while not self.done.wait(0.2):
             done = self.con.query_progress()
-            if done >= 0 and self.bar is not None:
+            if done >= 0:
                 self.bar.update(max(0.0, round(done, 1) - self.bar.n))
 
     def __exit__(self, *exc: object) -> None:
         self.done.set()
-        if self.bar is not None:
+        if self.drawn:
             self.thread.join()
-            self.bar.close()
+        self.bar.close()

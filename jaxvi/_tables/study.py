@@ -157,11 +157,9 @@ def simulate_to_file(
                 writer.write({"dataset_id": np.repeat(ids, lengths), "x": x[valid]})
             truth_writer.write({"dataset_id": ids, "n": lengths.astype(np.int64), "z": z})
             rows += int(lengths.sum())
-            if bar is not None:
-                bar.update(len(z))
+            bar.update(len(z))
             _pause()
-    if bar is not None:
-        bar.close()
+    bar.close()
     return path, truth, rows
 
 
