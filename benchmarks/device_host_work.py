@@ -24,10 +24,10 @@ import numpy as np
 import jaxvi._fit.device_stats as ds
 from jaxvi import Ragged
 from jaxvi._fit.buckets import Flat
-from jaxvi._fit.devices import progress_bar
 from jaxvi._fit.native_stats import native_stats
 from jaxvi._fit.plan import ladder
 from jaxvi._fit.validate import as_flat_or_stats
+from jaxvi._progress import NoBar
 from jaxvi._tools.bench import device_summary, ragged_workload
 
 
@@ -51,7 +51,7 @@ def main() -> None:
     flat = as_flat_or_stats(Ragged(values, offsets), validate=True)
     assert isinstance(flat, Flat)
     widths, dt, num = ladder(8, 4096), np.dtype(np.float32), args.num_datasets
-    bar, devices = progress_bar(False, 0), jax.local_devices()
+    bar, devices = NoBar(), jax.local_devices()
 
     def device() -> object:
         return ds.device_stats(flat, dt, widths, args.chunk_size, num, devices, bar)
