@@ -26,9 +26,16 @@ from jaxvi import (
     posterior_quantile,
     theta_star,
 )
-from jaxvi._model.tails import _KL_TABLE_EDGES, at_optimum, kl_at_optimum
+from jaxvi._model.tails import _KL_TABLE_EDGES, at_optimum
 
 DTYPES = [jnp.float32, pytest.param(jnp.float64, marks=pytest.mark.float64)]
+
+
+def kl_at_optimum(t):
+    """``KL(q_θ* ‖ p(z|x))`` as a function of ``t = B/√a`` alone (:func:`at_optimum`)."""
+    return at_optimum(t).kl
+
+
 LAM, SIGMA, N = 0.7, 1.3, 4.0
 # One point on each side of every switch in jaxvi._model.tails (f32: 2, 4, 8, 10; f64: 6, 20)
 # and t ≥ 0.

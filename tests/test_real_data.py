@@ -115,7 +115,7 @@ def errors(dtype) -> dict[tuple[str, str], float]:
 @pytest.mark.parametrize("quantity", QUANTITIES)
 def test_real_data_within_contract(dtype, quantity):
     # The float32 KL gap near t = 0 (≈ 0.07 from terms ≈ 0.5) meets this only through the
-    # table of jaxvi._model.tails.kl_at_optimum (worst 3.8e-7, "mean 0.2, N 40"); its closed
+    # KL table of jaxvi._model.tails.at_optimum (worst 3.8e-7, "mean 0.2, N 40"); its closed
     # forms measured 1.1e-6 ("mean 0").
     tol = TOL[jnp.dtype(dtype).name]
     errs = {name: e for (name, q), e in errors(dtype).items() if q == quantity}

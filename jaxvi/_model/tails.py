@@ -249,12 +249,6 @@ def _at_optimum_float32(t: jax.Array) -> AtOptimum:
 
 
 @jax.jit
-def kl_at_optimum(t: jax.Array) -> jax.Array:
-    """``KL(q_θ* ‖ p(z|x))`` as a function of ``t = B/√a`` alone (see :func:`at_optimum`)."""
-    return at_optimum(t).kl
-
-
-@jax.jit
 def truncated_quantile(p: jax.Array, t: jax.Array) -> jax.Array:
     """Quantile p of Normal(t, 1) truncated to ``[0, ∞)``; finite even where Φ(t) underflows.
 
