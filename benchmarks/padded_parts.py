@@ -18,14 +18,12 @@ reach it; the tail's own time is what is left to win. Run::
 from __future__ import annotations
 
 import argparse
-import platform
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvi import solve, suff_stats
+from jaxvi import bench, solve, suff_stats
 
 
 def main() -> None:
@@ -34,34 +32,22 @@ def main() -> None:
     p.add_argument("--cols", type=int, default=64)
     p.add_argument("--reps", type=int, default=9)
     args = p.parse_args()
-    rows, cols = args.rows, args.cols
-    x = jax.device_put(np.random.default_rng(0).normal(size=(rows, cols)).astype(np.float32))
-    n = jnp.full(rows, cols, jnp.int32)
+    x = bench.padded_workload(args.rows, args.cols)
+    n = jnp.full(args.rows, args.cols, jnp.int32)
     stats = jax.block_until_ready(jax.jit(suff_stats)(x, n))
     parts = {
-        "jnp.sum (roofline)": (jax.jit(jnp.sum), (x,)),
-        "suff_stats(x, lengths)": (jax.jit(suff_stats), (x, n)),
-        "solve tail": (jax.jit(lambda s: solve(s, exact=False)), (stats,)),
-        "solve tail, exact": (jax.jit(lambda s: solve(s, exact=True)), (stats,)),
-        "solve(suff_stats(x, lengths))": (
-            jax.jit(lambda x, n: solve(suff_stats(x, n), exact=False)),
-            (x, n),
-        ),
-        "… + exact log p, KL": (jax.jit(lambda x, n: solve(suff_stats(x, n), exact=True)), (x, n)),
+        "jnp.sum (roofline)": (jnp.sum, x),
+        "suff_stats(x, lengths)": (suff_stats, x, n),
+        "solve tail": (lambda s: solve(s, exact=False), stats),
+        "solve tail, exact": (lambda s: solve(s, exact=True), stats),
+        "solve(suff_stats(x, lengths))": (lambda x, n: solve(suff_stats(x, n), exact=False), x, n),
+        "… + exact log p, KL": (lambda x, n: solve(suff_stats(x, n), exact=True), x, n),
     }
-    for fn, fn_args in parts.values():  # compile and warm
-        jax.block_until_ready(fn(*fn_args))
-    times: dict[str, list[float]] = {k: [] for k in parts}
-    for _ in range(args.reps):
-        for name, (fn, fn_args) in parts.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(*fn_args))
-            times[name].append(time.perf_counter() - t0)
-    device = jax.devices()[0]
+    thunks = {name: bench.compiled_thunk(fn, *fn_args)[0] for name, (fn, *fn_args) in parts.items()}
+    times = bench.time_round_robin(thunks, args.reps)
     print(
-        f"# ({rows:,}, {cols}) float32, {x.nbytes / 2**20:.0f} MiB; {device.platform} "
-        f"({platform.processor() or platform.machine()}), jax {jax.__version__}; median of "
-        f"{args.reps} round-robin runs"
+        f"# ({args.rows:,}, {args.cols}) float32, {x.nbytes / 2**20:.0f} MiB; "
+        f"{bench.device_summary()}, jax {jax.__version__}; median of {args.reps} round-robin runs"
     )
     print("| part | ms | fraction of jnp.sum |")
     print("|---|---|---|")
