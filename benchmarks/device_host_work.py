@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
 import jax
@@ -28,17 +27,12 @@ from jaxvi._fit.native_stats import native_stats
 from jaxvi._fit.plan import ladder
 from jaxvi._fit.validate import as_flat_or_stats
 from jaxvi._progress import NoBar
-from jaxvi._tools.bench import device_summary, ragged_workload
+from jaxvi._tools.bench import device_summary, ragged_workload, time_round_robin
 
 
 def _median_ms(fn: Callable[[], object], reps: int) -> float:
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+    fn()  # warm: compile, first transfers
+    return 1e3 * statistics.median(time_round_robin({"fn": fn}, reps)["fn"])
 
 
 def main() -> None:
