@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvi._fit.devices import rows_for
 from jaxvi._model.exact import posterior
 from jaxvi._model.solve import solve
 from jaxvi._model.statistics import SuffStats
@@ -44,17 +45,6 @@ def _results(n, sum_x, sum_x2, shift, lam, sigma, theta, *, exact):
     return (*sol[1:], 1 / sol.theta, post.mean, jnp.sqrt(post.var))
 
 
-def _pad(a: np.ndarray | float | None, size: int, fill: float, dtype: np.dtype):
-    if a is None:
-        return None
-    a = np.asarray(a, dtype)
-    if not a.ndim:
-        return a
-    out = np.full(size, fill, dtype)
-    out[: a.shape[0]] = a
-    return out
-
-
 def solve_rows(
     stats: tuple[np.ndarray, ...],
     lam: np.ndarray | float,
@@ -73,8 +63,10 @@ def solve_rows(
     num = stats[0].shape[0]
     size = max(num, batch)
     fills = (0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0)
+    rows = slice(0, num)
     args = [
-        _pad(a, size, f, dtype) for a, f in zip((*stats, lam, sigma, theta), fills, strict=True)
+        None if a is None else rows_for(np.asarray(a), rows, size, f, dtype)
+        for a, f in zip((*stats, lam, sigma, theta), fills, strict=True)
     ]
     out = _results(*args, exact=exact)
     names = RESULT_COLUMNS[2:]
