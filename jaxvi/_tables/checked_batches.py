@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from jaxvi._model.params import NEED, is_positive
+from jaxvi._tables.columns import numbers
 from jaxvi._tables.engine import EngineError, arrow_batches, quote, run_sql
 from jaxvi._tables.statistics import (
     STATS_COLUMNS,
@@ -56,7 +57,7 @@ class StatsBatch:
 def _floats(batch: Any, name: str) -> np.ndarray:
     """A column as float64, NaN where missing."""
     col = batch.column(batch.schema.get_field_index(name))
-    return np.asarray(col.to_numpy(zero_copy_only=False), np.float64)
+    return np.asarray(numbers(col), np.float64)
 
 
 class _Problems:
@@ -84,8 +85,8 @@ def _param(batch: Any, name: str, problems: _Problems, long: bool) -> np.ndarray
     """A per-dataset λ or σ column, checked: given, one value per dataset, positive."""
     if long:
         low, high = _floats(batch, f"min:{name}"), _floats(batch, f"max:{name}")
-        count = batch.column(batch.schema.get_field_index(f"count:{name}")).to_numpy()
-        rows = batch.column(batch.schema.get_field_index("num_rows")).to_numpy()
+        count = numbers(batch.column(batch.schema.get_field_index(f"count:{name}")))
+        rows = numbers(batch.column(batch.schema.get_field_index("num_rows")))
         problems.add(count < rows, lambda i: f"{problems.dataset(i)} has a missing {name}")
         problems.add(
             low != high,

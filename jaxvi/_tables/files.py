@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxvi._tables.columns import arrow_numbers, numbers
 from jaxvi._tables.engine import require
 from jaxvi._tables.sources import file_format
 
@@ -174,7 +175,7 @@ class TableWriter:
         if self.fmt == "npz":
             if not isinstance(columns, Mapping):
                 columns = {
-                    name: col.to_numpy(zero_copy_only=False)
+                    name: numbers(col)
                     for name, col in zip(columns.schema.names, columns.columns, strict=True)
                 }
             for k, v in columns.items():
@@ -184,7 +185,7 @@ class TableWriter:
             return
         pa = require("pyarrow")
         if isinstance(columns, Mapping):
-            columns = pa.table({k: np.asarray(v) for k, v in columns.items()})
+            columns = pa.table({k: arrow_numbers(np.asarray(v)) for k, v in columns.items()})
         if self._writer is None:
             self._writer = self._open(columns.schema, metadata)
         self._writer.write(columns)

@@ -24,6 +24,7 @@ import numpy as np
 from jaxvi._model.params import positive
 from jaxvi._progress import NoBar, progress_bar
 from jaxvi._tables.checked_batches import StatsBatch, statistics_batches
+from jaxvi._tables.columns import arrow_numbers
 from jaxvi._tables.engine import connect
 from jaxvi._tables.sources import open_source
 from jaxvi._tables.statistics import Layout, plan_statistics, show
@@ -130,8 +131,8 @@ class TableFit:
 
         from jaxvi._tables.kernel import RESULT_COLUMNS
 
-        cols = self._solve(batch)
-        return pa.record_batch([batch.ids, *cols.values()], names=list(RESULT_COLUMNS))
+        cols = [arrow_numbers(c) for c in self._solve(batch).values()]
+        return pa.record_batch([batch.ids, *cols], names=list(RESULT_COLUMNS))
 
     def _estimate(self, stats: list[StatsBatch]) -> float:
         from jaxvi._model.statistics import SuffStats

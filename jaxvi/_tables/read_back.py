@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxvi._tables.columns import numbers
 from jaxvi._tables.engine import arrow_table, connect, quote
 from jaxvi._tables.files import output_format, sidecar_path
 from jaxvi._tables.sources import file_format, open_source
@@ -108,7 +109,7 @@ def read_columns(path: str | os.PathLike, wanted: tuple[str, ...]) -> dict[str, 
             col = arrow.column(c)
             if col.null_count:
                 raise ValueError(f"{path}: column {c!r} has a missing value")
-            cols[c] = col.to_numpy()
+            cols[c] = numbers(col)
     if not len(cols[wanted[0]]):
         raise ValueError(f"{path}: no data rows")
     ids = np.asarray(cols[wanted[0]])
