@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
@@ -203,3 +204,14 @@ def test_long_tables_keep_repeated_ids_small(tmp_path):
         w.write({"dataset_id": ids, "x": np.zeros(ids.size, np.float32)})
     assert (tmp_path / "d.parquet").stat().st_size < 60_000
     assert pq.read_table(tmp_path / "d.parquet")["dataset_id"].to_numpy().tolist() == (ids.tolist())
+
+
+def test_read_columns_keeps_the_files_row_order(tmp_path):
+    # Many row groups, read by several DuckDB threads: the rows must still come back in the
+    # file's order (not sorted, not interleaved).
+    path = tmp_path / "r.parquet"
+    ids = np.random.default_rng(1).permutation(400_000)
+    pq.write_table(pa.table({"dataset_id": ids, "z": ids * 0.5}), path, row_group_size=10_000)
+    cols = read_back.read_columns(path, ("dataset_id", "z"))
+    np.testing.assert_array_equal(cols["dataset_id"], ids)
+    np.testing.assert_array_equal(cols["z"], ids * 0.5)

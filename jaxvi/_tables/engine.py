@@ -48,6 +48,7 @@ def connect(
     memory_limit: str | None = None,
     threads: int | None = None,
     temp_directory: str | os.PathLike | None = None,
+    keep_order: bool = False,
 ) -> Any:
     """A new in-memory DuckDB connection.
 
@@ -58,6 +59,9 @@ def connect(
         threads: worker threads; all cores when ``None``.
         temp_directory: where spilled data go; a fresh folder under the system's temporary
             directory when ``None`` (DuckDB removes its files when the connection closes).
+        keep_order: return a scan's rows in the input's order (DuckDB's
+            ``preserve_insertion_order``); off by default, since the group-by's results come
+            back sorted by id anyway and a parallel scan is cheaper without it.
 
     Raises:
         ValueError: a limit DuckDB does not accept, in one line.
@@ -65,8 +69,7 @@ def connect(
     duckdb = _duckdb()
     config: dict[str, Any] = {
         "temp_directory": os.fspath(temp_directory or tempfile.gettempdir() + "/jaxvi_duckdb"),
-        # Results come back sorted by id, so the engine need not keep the input's order.
-        "preserve_insertion_order": False,
+        "preserve_insertion_order": keep_order,
     }
     if memory_limit is not None:
         config["memory_limit"] = str(memory_limit)

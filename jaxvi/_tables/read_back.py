@@ -76,7 +76,8 @@ def npz_archive(path: Path) -> Iterator[Any]:
 
 
 def read_columns(path: str | os.PathLike, wanted: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Whole columns of a one-row-per-dataset table (results, or a simulation's truth).
+    """Whole columns of a one-row-per-dataset table (results, or a simulation's truth), in
+    the file's row order.
 
     Args:
         path: a Parquet, CSV, JSON or NPZ file.
@@ -96,7 +97,7 @@ def read_columns(path: str | os.PathLike, wanted: tuple[str, ...]) -> dict[str, 
                 )
             cols = {c: archive[c] for c in wanted}
     else:
-        con = connect()
+        con = connect(keep_order=True)
         src = open_source(con, path)
         missing = [c for c in wanted if c not in src.columns]
         if missing:
