@@ -385,3 +385,29 @@ def test_float64_without_x64_warns_and_computes_float32():
     with pytest.warns(UserWarning, match="computed in float32"):
         res = fit_table(_long(GROUPS[:3], IDS[:3]), dtype=np.float64)
     assert res["theta"].type == pa.float32()
+
+
+def test_connections_are_closed_after_bad_input_and_after_reading_back(tmp_path, monkeypatch):
+    import duckdb
+
+    from jaxvi._tables import engine, read_back
+    from jaxvi._tables import fit_table as fit_table_module
+
+    opened = []
+
+    def recording_connect(**kwargs):
+        con = engine.connect(**kwargs)
+        opened.append(con)
+        return con
+
+    monkeypatch.setattr(fit_table_module, "connect", recording_connect)
+    monkeypatch.setattr(read_back, "connect", recording_connect)
+    with pytest.raises(ValueError, match="missing column 'x'"):
+        fit_table(pa.table({"dataset_id": [1, 2], "y": [0.5, 1.5]}))
+    path = tmp_path / "r.parquet"
+    pq.write_table(pa.table({"dataset_id": [1, 2], "z": [0.5, 1.5]}), path)
+    assert read_back.read_columns(path, ("dataset_id", "z"))["z"].tolist() == [0.5, 1.5]
+    assert len(opened) == 2
+    for con in opened:
+        with pytest.raises(duckdb.ConnectionException):
+            con.execute("SELECT 1")

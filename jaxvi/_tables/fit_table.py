@@ -73,12 +73,16 @@ class TableFit:
         self.con = connect(
             memory_limit=memory_limit, threads=threads, temp_directory=temp_directory
         )
-        src = open_source(self.con, source)
-        if label is not None:
-            src = type(src)(label, src.fmt, src.files, src.columns, src.types)
-        self.layout: Layout = plan_statistics(
-            self.con, src, id=id, x=x, lam=self.lam_column, sigma=self.sigma_column
-        )
+        try:  # bad input: close the connection before the error leaves
+            src = open_source(self.con, source)
+            if label is not None:
+                src = type(src)(label, src.fmt, src.files, src.columns, src.types)
+            self.layout: Layout = plan_statistics(
+                self.con, src, id=id, x=x, lam=self.lam_column, sigma=self.sigma_column
+            )
+        except BaseException:
+            self.con.close()
+            raise
         self.num_datasets = 0
         self.lam_estimate: float | None = None
 

@@ -97,15 +97,16 @@ def read_columns(path: str | os.PathLike, wanted: tuple[str, ...]) -> dict[str, 
                 )
             cols = {c: archive[c] for c in wanted}
     else:
-        con = connect(keep_order=True)
-        src = open_source(con, path)
-        missing = [c for c in wanted if c not in src.columns]
-        if missing:
-            found = ", ".join(src.columns)
-            raise ValueError(f"{path}: missing column {missing[0]!r} (found: {found})")
-        names = ", ".join(quote(c) for c in wanted)
-        arrow = arrow_table(con, src.sql(f"SELECT {names} FROM {{src}}"), src.params, src.label)
-        cols = {}
+        with contextlib.closing(connect(keep_order=True)) as con:
+            src = open_source(con, path)
+            missing = [c for c in wanted if c not in src.columns]
+            if missing:
+                found = ", ".join(src.columns)
+                raise ValueError(f"{path}: missing column {missing[0]!r} (found: {found})")
+            names = ", ".join(quote(c) for c in wanted)
+            sql = src.sql(f"SELECT {names} FROM {{src}}")
+            arrow = arrow_table(con, sql, src.params, src.label)
+        cols = {}  # Arrow's buffers outlive the connection
         for c in wanted:
             col = arrow.column(c)
             if col.null_count:
