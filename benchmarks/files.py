@@ -1,10 +1,11 @@
 """``jaxvi fit`` on files against what a user would run instead, as whole processes.
 
 For each input (10⁶ datasets of 1–64 points by default: sorted Parquet, the same rows
-shuffled, and shuffled CSV with string ids) and each contender, one process is started and
-its wall time and peak resident memory (``os.wait4``) are recorded. Contenders run round-robin,
-``--reps`` times each; the first round warms the page cache (and jaxvi's compilation cache), so
-the table reports the median of the later rounds: the user's second run.
+shuffled, the sorted rows as CSV, and shuffled CSV with string ids) and each contender, one
+process is started and its wall time and peak resident memory (``os.wait4``) are recorded.
+Contenders run round-robin, ``--reps`` times each; the first round warms the page cache (and
+jaxvi's compilation cache), so the table reports the median of the later rounds: the user's
+second run.
 
 Contenders, each writing one row per dataset, sorted by id, to Parquet:
 
@@ -85,7 +86,7 @@ res = s.select(
 res.sink_parquet(out)
 """
 
-INPUTS = ("sorted_parquet", "shuffled_parquet", "shuffled_csv")
+INPUTS = ("sorted_parquet", "shuffled_parquet", "sorted_csv", "shuffled_csv")
 # The fixed cost of JAX in ``jaxvi fit``: import it and load the table kernel (from the cache).
 JAX_ONLY = r"""
 import numpy as np
@@ -100,7 +101,7 @@ CONTENDERS = ("jaxvi", "duckdb", "polars", "jax")
 
 
 def make_inputs(folder: Path, datasets: int, sizes: tuple[int, int], seed: int = 0) -> dict:
-    """The three input files (made once per size and kept in ``folder``)."""
+    """The four input files (made once per size and kept in ``folder``)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
@@ -109,6 +110,7 @@ def make_inputs(folder: Path, datasets: int, sizes: tuple[int, int], seed: int =
     paths = {
         "sorted_parquet": folder / "sorted.parquet",
         "shuffled_parquet": folder / "shuffled.parquet",
+        "sorted_csv": folder / "sorted.csv",
         "shuffled_csv": folder / "shuffled.csv",
     }
     if all(p.exists() for p in paths.values()):
@@ -118,6 +120,7 @@ def make_inputs(folder: Path, datasets: int, sizes: tuple[int, int], seed: int =
     ids = np.repeat(np.arange(datasets, dtype=np.int64), n)
     x = (np.repeat(rng.exponential(size=datasets), n) + rng.normal(size=n.sum())).astype(np.float32)
     pq.write_table(pa.table({"dataset_id": ids, "x": x}), paths["sorted_parquet"])
+    pcsv.write_csv(pa.table({"dataset_id": ids, "x": x}), paths["sorted_csv"])
     perm = rng.permutation(ids.size)
     pq.write_table(pa.table({"dataset_id": ids[perm], "x": x[perm]}), paths["shuffled_parquet"])
     text_ids = pa.array(np.char.add("ds-", ids[perm].astype(str)))
