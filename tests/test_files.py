@@ -164,6 +164,20 @@ def test_npz_long_columns_and_statistics_are_tables(tmp_path):
     assert stats["dataset_id"].to_pylist() == [0] and stats["n"].to_pylist() == [2.0]
 
 
+def test_npz_arrays_in_the_other_byte_order_give_the_same_tables(tmp_path):
+    # An NPZ file written on a big-endian machine: Arrow cannot hold its arrays as they are.
+    ids, x = np.array([3, 1, 3]), np.array([0.5, -1.25, 2.0], np.float32)
+    np.savez(tmp_path / "native.npz", dataset_id=ids, x=x)
+    swapped = {k: v.astype(v.dtype.newbyteorder(">" if v.dtype.byteorder != ">" else "<"))
+               for k, v in {"dataset_id": ids, "x": x}.items()}  # fmt: skip
+    np.savez(tmp_path / "swapped.npz", **swapped)
+    assert npz.read_npz(tmp_path / "swapped.npz").equals(npz.read_npz(tmp_path / "native.npz"))
+    stats = {"n": np.array([2.0, 1.0]), "sum_x": np.array([1.0, 0.0]), "sum_x2": np.ones(2)}
+    np.savez(tmp_path / "s.npz", **stats)
+    np.savez(tmp_path / "s_swapped.npz", **{k: v.astype(">f8") for k, v in stats.items()})
+    assert npz.read_npz(tmp_path / "s_swapped.npz").equals(npz.read_npz(tmp_path / "s.npz"))
+
+
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
