@@ -79,27 +79,36 @@ def test_arrow_numbers_copies_strided_foreign_byte_order_and_text_correctly():
 
 def test_simulate_fit_and_report_never_import_pandas(tmp_path):
     pytest.importorskip("pandas")  # installed with the test extra, so the check can fail
-    data, results = tmp_path / "d.parquet", tmp_path / "r.parquet"
-    rng = np.random.default_rng(0)
-    pq.write_table(
-        pa.table({"dataset_id": np.repeat(np.arange(50), 3), "x": rng.normal(size=150)}), data
-    )
+    out = {
+        name: str(tmp_path / name)
+        for name in (
+            "s.parquet",
+            "s.truth.parquet",
+            "r.parquet",
+            "r.npz",
+            "s.npz",
+            "t.csv",
+            "report",
+        )
+    }
     script = textwrap.dedent(
         f"""
         import sys
         from jaxvi.cli import main
-        for argv in (["fit", {str(data)!r}, "-o", {str(results)!r}, "-q"],
-                     ["fit", {str(data)!r}, "-o", {str(tmp_path / "r.npz")!r}, "-q"],
-                     ["simulate", "-n", "20", "-o", {str(tmp_path / "s.csv")!r}, "-q"],
-                     ["simulate", "-n", "20", "-o", {str(tmp_path / "s.npz")!r}, "-q"],
-                     ["fit", {str(tmp_path / "s.npz")!r}, "-o", {str(tmp_path / "t.csv")!r},
-                      "-q"]):
+        for argv in (["simulate", "-n", "50", "-o", {out["s.parquet"]!r}, "-q"],
+                     ["fit", {out["s.parquet"]!r}, "-o", {out["r.parquet"]!r}, "-q"],
+                     ["fit", {out["s.parquet"]!r}, "-o", {out["r.npz"]!r}, "-q"],
+                     ["report", {out["r.parquet"]!r}, "--truth", {out["s.truth.parquet"]!r},
+                      "-o", {out["report"]!r}, "-q"],
+                     ["simulate", "-n", "20", "-o", {out["s.npz"]!r}, "-q"],
+                     ["fit", {out["s.npz"]!r}, "-o", {out["t.csv"]!r}, "-q"]):
             assert main(argv) == 0, argv
             assert "pandas" not in sys.modules, argv
         print("ok")
         """
-    )
+    )  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "ok"
-    assert pq.read_table(results).num_rows == 50
+    assert pq.read_table(out["r.parquet"]).num_rows == 50
+    assert (tmp_path / "report" / "summary.txt").exists()
