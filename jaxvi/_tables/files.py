@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxvi._tables.columns import arrow_numbers, numbers
+from jaxvi._tables.columns import numbers, numbers_table
 from jaxvi._tables.engine import require
 from jaxvi._tables.sources import file_format
 
@@ -183,9 +183,9 @@ class TableWriter:
                 self._parts.setdefault(k, []).append(v.astype(str) if v.dtype == object else v)
             self.rows += len(next(iter(columns.values())))
             return
-        pa = require("pyarrow")
+        require("pyarrow")
         if isinstance(columns, Mapping):
-            columns = pa.table({k: arrow_numbers(np.asarray(v)) for k, v in columns.items()})
+            columns = numbers_table(columns)
         if self._writer is None:
             self._writer = self._open(columns.schema, metadata)
         self._writer.write(columns)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from jaxvi._stats import native
-from jaxvi._tables.columns import arrow_numbers
+from jaxvi._tables.columns import numbers_table
 from jaxvi._tables.engine import require
 from jaxvi._tables.read_back import check_file, npz_archive
 from jaxvi._tables.statistics import STATS_COLUMNS, show
@@ -60,7 +60,7 @@ def read_npz(path: str | os.PathLike, *, id: str = "dataset_id", x: str = "x") -
     Raises:
         ValueError: naming the file and what is wrong with its arrays.
     """
-    pa = require("pyarrow")
+    require("pyarrow")  # a missing pyarrow is named before any work
     path = Path(path)
     check_file(path)
     with npz_archive(path) as archive:
@@ -71,7 +71,7 @@ def read_npz(path: str | os.PathLike, *, id: str = "dataset_id", x: str = "x") -
                 f"{path}: {id!r} {arrays[id].shape} and {x!r} {arrays[x].shape} must be 1-D "
                 "and of one length"
             )
-        return pa.table({id: arrow_numbers(arrays[id]), x: arrow_numbers(arrays[x])})
+        return numbers_table({id: arrays[id], x: arrays[x]})
     if "values" not in arrays and all(k in arrays for k in STATS_COLUMNS):
         num = arrays["n"].shape[0]
         ids = arrays.get("ids", np.arange(num))
@@ -79,7 +79,7 @@ def read_npz(path: str | os.PathLike, *, id: str = "dataset_id", x: str = "x") -
         shapes = {k: v.shape for k, v in cols.items()}
         if any(s != ids.shape for s in shapes.values()):
             raise ValueError(f"{path}: arrays {shapes} and ids {ids.shape} differ in shape")
-        return pa.table({k: arrow_numbers(v) for k, v in {"dataset_id": ids, **cols}.items()})
+        return numbers_table({"dataset_id": ids, **cols})
     missing = [k for k in ("values", "offsets") if k not in arrays]
     if missing:
         raise ValueError(f"{path}: missing array {missing[0]!r} (found: {', '.join(arrays)})")
@@ -111,4 +111,4 @@ def read_npz(path: str | os.PathLike, *, id: str = "dataset_id", x: str = "x") -
             f"{path}: dataset {show(ids[d])} has a non-finite value = {show(values[row])}"
         )
     stats = _ragged_statistics(values.astype(np.float64), offsets)
-    return pa.table({k: arrow_numbers(v) for k, v in {"dataset_id": ids, **stats}.items()})
+    return numbers_table({"dataset_id": ids, **stats})
