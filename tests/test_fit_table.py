@@ -354,6 +354,40 @@ def test_bad_files_name_the_file(tmp_path):
         fit_table(tmp_path / "d.txt")
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_file_of_a_glob_without_a_column_is_named(tmp_path, fmt):
+    # Files of a glob are matched by name; DuckDB fills a column a file lacks with NULL.
+    # Without naming the file, "dataset 3 has a missing x" sends the user to the wrong place.
+    def write(name, table):
+        path = tmp_path / f"{name}.{fmt}"
+        (pq.write_table if fmt == "parquet" else pcsv.write_csv)(table, path)
+        return path
+
+    write("a", pa.table({"dataset_id": [1, 2], "x": [1.0, 2.0], "lam": [1.0, 1.0]}))
+    b = write("b", pa.table({"dataset_id": [3, 4], "y": [1.0, 2.0], "lam": [1.0, 1.0]}))
+    glob = str(tmp_path / f"*.{fmt}")
+    with pytest.raises(ValueError) as info:
+        fit_table(glob)
+    assert str(info.value) == f"{glob}: dataset 3 has a missing x (file {b} has no column 'x')"
+    write("b", pa.table({"dataset_id": [3, 4], "x": [1.0, 2.0]}))
+    with pytest.raises(ValueError, match=rf"dataset 3 has a missing lam \(file .*b\.{fmt} has"):
+        fit_table(glob, lam="lam")
+    write("b", pa.table({"dataset_id": [3, 4], "x": [1.0, None], "lam": [1.0, 1.0]}))
+    with pytest.raises(ValueError, match=rf"dataset 4 has a missing x \(in file .*b\.{fmt}\)$"):
+        fit_table(glob)
+    c = write("c", pa.table({"id": [5], "x": [1.0]}))
+    with pytest.raises(ValueError) as info:
+        fit_table(tmp_path)
+    text = str(info.value)
+    assert (
+        text
+        == f"{tmp_path}: column 'dataset_id' has a missing id (file {c} has no column 'dataset_id')"
+    )
+    one = write("a", pa.table({"dataset_id": [1, 2], "x": [1.0, None]}))
+    with pytest.raises(ValueError, match=rf"a\.{fmt}: dataset 2 has a missing x$"):
+        fit_table(one)  # one file: the label names it already
+
+
 def test_a_csv_value_that_is_no_number_past_the_sniffed_rows_names_the_line(tmp_path):
     # DuckDB types a CSV column from a sample of rows; text after the sample fails the query.
     path = tmp_path / "late.csv"

@@ -63,8 +63,9 @@ def _floats(batch: Any, name: str) -> np.ndarray:
 class _Problems:
     """The first bad dataset of a batch, over every check."""
 
-    def __init__(self, ids: Any):
+    def __init__(self, ids: Any, con: Any = None, layout: Layout | None = None):
         self.ids = ids
+        self.con, self.layout = con, layout
         self.first: tuple[int, Callable[[], str]] | None = None
 
     def add(self, bad: np.ndarray, message: Callable[[int], str]) -> None:
@@ -75,6 +76,16 @@ class _Problems:
 
     def dataset(self, i: int) -> str:
         return f"dataset {show(self.ids[i].as_py())}"
+
+    def missing(self, i: int, column: str) -> str:
+        """``dataset <id> has a missing <column>``, and for a glob or folder the file its row
+        comes from: a file without the column is the usual cause."""
+        words = f"{self.dataset(i)} has a missing {column}"
+        if self.layout is None:
+            return words
+        src, id_ = self.layout.source, quote(self.layout.id)
+        condition = f"{id_} = $id AND {quote(column)} IS NULL"
+        return words + src.where_in_files(self.con, condition, {"id": self.ids[i].as_py()}, column)
 
     def raise_first(self, label: str) -> None:
         if self.first is not None:
@@ -87,7 +98,7 @@ def _param(batch: Any, name: str, problems: _Problems, long: bool) -> np.ndarray
         low, high = _floats(batch, f"min:{name}"), _floats(batch, f"max:{name}")
         count = numbers(batch.column(batch.schema.get_field_index(f"count:{name}")))
         rows = numbers(batch.column(batch.schema.get_field_index("num_rows")))
-        problems.add(count < rows, lambda i: f"{problems.dataset(i)} has a missing {name}")
+        problems.add(count < rows, lambda i: problems.missing(i, name))
         problems.add(
             low != high,
             lambda i: (
@@ -148,12 +159,12 @@ def _bad_value(con: Any, layout: Layout, dataset: Any) -> Any:
 
 def _long_batch(con: Any, layout: Layout, batch: Any) -> StatsBatch:
     ids = batch.column(0)
-    p = _Problems(ids)
+    p = _Problems(ids, con, layout)
     n = _floats(batch, "n")
     rows = _floats(batch, "num_rows")
     shift, sum_x2 = _floats(batch, "shift"), _floats(batch, "sum_x2")
-    x = layout.x
-    p.add(n < rows, lambda i: f"{p.dataset(i)} has a missing {x}")
+    x = layout.x or ""
+    p.add(n < rows, lambda i: p.missing(i, x))
     # A NaN or inf makes its dataset's mean or spread non-finite: the values are looked at
     # only then. Sums that overflowed from finite values are no error (their row is inf/NaN).
     suspect = np.flatnonzero(~(np.isfinite(shift) & np.isfinite(sum_x2)) & (n == rows))
@@ -198,7 +209,8 @@ def statistics_batches(con: Any, layout: Layout, rows: int) -> Iterator[StatsBat
     try:
         for batch in arrow_batches(con, statistics_sql(layout), src.params, src.label, rows):
             if batch.column(0).null_count:
-                raise ValueError(f"{src.label}: column {layout.id!r} has a missing id")
+                where = src.where_in_files(con, f"{quote(layout.id)} IS NULL", {}, layout.id)
+                raise ValueError(f"{src.label}: column {layout.id!r} has a missing id{where}")
             seen += batch.num_rows
             if layout.x is None:
                 yield _stats_batch(layout, batch)

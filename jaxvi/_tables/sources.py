@@ -72,9 +72,14 @@ class Source:
     @property
     def relation(self) -> str:
         """The ``FROM`` clause; its parameters are :attr:`params`."""
+        return self._relation()
+
+    def _relation(self, file_column: str | None = None) -> str:
         if self.fmt == "frame":
             return _VIEW
         extra = ", types = $types" if self.types else ""
+        if file_column:
+            extra += f", filename = '{file_column}'"
         return f"{_READERS[self.fmt]}($files, union_by_name = true{extra})"
 
     @property
@@ -87,6 +92,25 @@ class Source:
     def sql(self, select: str) -> str:
         """``select`` with ``{src}`` replaced by this source's ``FROM`` clause."""
         return select.replace("{src}", self.relation)
+
+    def where_in_files(self, con: Any, condition: str, params: dict[str, Any], column: str) -> str:
+        """Where the first row (by file name) that meets ``condition`` comes from, as words
+        for an error message: ``" (file F has no column 'x')"`` when the glob's or folder's
+        file F lacks ``column`` (DuckDB gives its rows NULL there), ``" (in file F)"``
+        otherwise, and ``""`` for one file or a frame, which the label names already. Used on
+        the error path only."""
+        if len(self.files) < 2:
+            return ""
+        tag = "jaxvi:file"
+        sql = f'SELECT "{tag}" FROM {self._relation(tag)} WHERE {condition} ORDER BY 1 LIMIT 1'
+        row = run_sql(con, sql, {**self.params, **params}, self.label).fetchone()
+        if row is None:
+            return ""
+        file = row[0]
+        own = _describe(con, Source(file, self.fmt, (file,)))
+        if column not in own.columns:
+            return f" (file {file} has no column {column!r})"
+        return f" (in file {file})"
 
     def with_types(self, con: Any, types: dict[str, str]) -> Source:
         """The same files with the columns in ``types`` read as those DuckDB types (so that a
