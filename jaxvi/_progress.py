@@ -53,7 +53,7 @@ def progress_bar(
         total=total,
         desc=desc,
         unit=unit,
-        unit_scale=scale,
+        unit_scale=scale and (total is None or total >= 1000),  # not "10.0/10.0"
         file=sys.stderr,
         delay=delay,
         leave=leave,

@@ -456,6 +456,16 @@ def test_progress_bar_on_stderr_unless_quiet(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr() == ("", "")
 
 
+def test_progress_bar_counts_small_totals_as_integers(capsys):
+    pytest.importorskip("tqdm")
+    from jaxvi._progress import progress_bar
+
+    for total, shown in ((10, "10/10"), (2_000_000, "2.00M/2.00M")):
+        with progress_bar(True, "datasets", total, delay=0.0, leave=True) as bar:
+            bar.update(total)
+        assert shown in capsys.readouterr().err  # not "10.0/10.0"
+
+
 def test_values_beyond_float32_name_the_dataset_and_the_fix(tmp_path, capsys):
     (tmp_path / "d.csv").write_text("dataset_id,x\na,1.0\nb,1e300\n")
     out = tmp_path / "r.csv"

@@ -326,6 +326,16 @@ BAD = {
         {"sigma": "s"},
         "missing column 's'",
     ),
+    "memory_limit_unit": (
+        pa.table({"dataset_id": [1], "x": [1.0]}),
+        {"memory_limit": "2XB"},
+        "memory_limit '2XB': Unknown unit for memory",
+    ),
+    "threads_zero": (
+        pa.table({"dataset_id": [1], "x": [1.0]}),
+        {"threads": 0},
+        "threads must be a positive integer, got 0",
+    ),
 }
 
 
@@ -398,6 +408,18 @@ def test_a_csv_value_that_is_no_number_past_the_sniffed_rows_names_the_line(tmp_
     text = str(info.value)
     assert text.startswith(f"{path}: ") and "\n" not in text
     assert "dataset 7 has a non-numeric x = 'abc'" in text
+
+
+def test_json_values_that_mix_numbers_and_text_name_the_dataset(tmp_path):
+    # DuckDB types such a column JSON; the first value that is no number is named.
+    path = tmp_path / "mixed.jsonl"
+    rows = ['{"dataset_id": "b", "x": 3}', '{"dataset_id": "a", "x": 1.5}']
+    path.write_text("\n".join([*rows, '{"dataset_id": "a", "x": "2"}']) + "\n")
+    with pytest.raises(ValueError) as info:
+        fit_table(path)
+    assert str(info.value) == f"{path}: dataset 'a' has a non-numeric x = \"2\""
+    path.write_text("\n".join(rows) + "\n")
+    assert fit_table(path)["n"].to_pylist() == [1, 1]
 
 
 def test_user_text_is_never_sql(tmp_path):

@@ -75,12 +75,12 @@ def connect(
         config["memory_limit"] = str(memory_limit)
     if threads is not None:
         if int(threads) < 1:
-            raise ValueError(f"--threads must be a positive integer, got {threads}")
+            raise ValueError(f"threads must be a positive integer, got {threads}")
         config["threads"] = int(threads)
     try:
         return duckdb.connect(":memory:", config=config)
-    except duckdb.Error as err:
-        raise duckdb_error(err, "duckdb") from None
+    except duckdb.Error as err:  # the one setting DuckDB can refuse is the memory limit
+        raise duckdb_error(err, f"memory_limit {memory_limit!r}") from None
 
 
 def quote(name: str) -> str:

@@ -122,6 +122,16 @@ def _check_number_column(con: Any, src: Source, id: str, column: str) -> Source:
                 f"{src.label}: dataset {show(bad[0])} has a non-numeric {column} = {bad[1]!r}"
             )
         return src
+    if kind == "JSON":  # JSON lines whose values mix numbers with text, lists or objects
+        sql = src.sql(
+            f"SELECT {quote(id)}, {quote(column)} FROM {{src}} WHERE json_type({quote(column)}) "
+            "NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'NULL') ORDER BY 1 LIMIT 1"
+        )
+        row = run_sql(con, sql, src.params, src.label).fetchone()
+        if row is not None:
+            raise ValueError(
+                f"{src.label}: dataset {show(row[0])} has a non-numeric {column} = {row[1]}"
+            )
     raise ValueError(f"{src.label}: column {column!r} holds {kind} values; need numbers")
 
 
