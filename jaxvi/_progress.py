@@ -29,7 +29,7 @@ def progress_bar(
     *,
     delay: float = 1.0,
     leave: bool = False,
-    scale: bool = True,
+    scale: bool | None = None,
 ) -> Any:
     """A tqdm bar on stderr, or a :class:`NoBar` when ``enabled`` is false or tqdm is missing.
 
@@ -41,8 +41,12 @@ def progress_bar(
         delay: seconds before the bar first appears. The command's default of 1 s means short
             runs never draw one, so a quick failure prints only its error line.
         leave: keep the finished bar on the screen.
-        scale: print large counts with SI prefixes (``65.5k``); ``False`` for small counts.
+        scale: print counts with SI prefixes (``65.5k``, and fractions as ``50.3``);
+            ``None`` does so for a total of 1000 or more, or none, so that a small count reads
+            ``10/10``, not ``10.0/10.0``.
     """
+    if scale is None:
+        scale = total is None or total >= 1000
     if not enabled:
         return NoBar()
     try:
@@ -53,7 +57,7 @@ def progress_bar(
         total=total,
         desc=desc,
         unit=unit,
-        unit_scale=scale and (total is None or total >= 1000),  # not "10.0/10.0"
+        unit_scale=scale,
         file=sys.stderr,
         delay=delay,
         leave=leave,

@@ -464,6 +464,10 @@ def test_progress_bar_counts_small_totals_as_integers(capsys):
         with progress_bar(True, "datasets", total, delay=0.0, leave=True) as bar:
             bar.update(total)
         assert shown in capsys.readouterr().err  # not "10.0/10.0"
+    with progress_bar(True, "%", 100, delay=0.0, leave=True, scale=True) as bar:  # query's
+        for _ in range(3):
+            bar.update(0.1)
+    assert "0.30/100" in capsys.readouterr().err  # not 0.30000000000000004
 
 
 def test_values_beyond_float32_name_the_dataset_and_the_fix(tmp_path, capsys):

@@ -300,7 +300,7 @@ class _QueryProgress:
 
     def __init__(self, con: Any, enabled: bool, label: str):
         self.con, self.label = con, label
-        self.bar = progress_bar(enabled, "%", total=100, desc=f"reading {label}")
+        self.bar = progress_bar(enabled, "%", 100, f"reading {label}", scale=True)
         self.drawn = not isinstance(self.bar, NoBar)
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._poll, name="jaxvi-query-progress", daemon=True)
