@@ -410,6 +410,30 @@ def test_a_csv_value_that_is_no_number_past_the_sniffed_rows_names_the_line(tmp_
     assert "dataset 7 has a non-numeric x = 'abc'" in text
 
 
+@pytest.mark.parametrize("where", ["file", "glob", "frame"])
+def test_a_bad_value_after_the_first_batch_is_named(tmp_path, where):
+    # The bad dataset's value is looked up while the statistics still stream out of DuckDB,
+    # which runs one query at a time per connection: the lookup must not need that one.
+    ids = np.repeat(np.arange(40), 3)
+    x = np.arange(ids.size, dtype=np.float64)
+    x[-2] = np.nan  # dataset 39, in the last of ten batches
+    table = pa.table({"dataset_id": ids, "x": x})
+    glob = pa.table({"dataset_id": [50, 51], "y": [1.0, 2.0]})  # a file without x
+    if where == "frame":
+        source = table
+    else:
+        pq.write_table(table, tmp_path / "a.parquet")
+        source = tmp_path / "a.parquet"
+    with pytest.raises(ValueError, match=r"dataset 39 has a non-finite x = nan$"):
+        fit_table(source, batch_size=4)
+    if where == "glob":
+        x[-2] = 0.0
+        pq.write_table(pa.table({"dataset_id": ids, "x": x}), tmp_path / "a.parquet")
+        pq.write_table(glob, tmp_path / "b.parquet")
+        with pytest.raises(ValueError, match=r"dataset 50 has a missing x \(file .*b\.parquet"):
+            fit_table(str(tmp_path / "*.parquet"), batch_size=4)
+
+
 def test_json_values_that_mix_numbers_and_text_name_the_dataset(tmp_path):
     # DuckDB types such a column JSON; the first value that is no number is named.
     path = tmp_path / "mixed.jsonl"

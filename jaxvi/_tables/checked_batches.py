@@ -206,16 +206,17 @@ def statistics_batches(con: Any, layout: Layout, rows: int) -> Iterator[StatsBat
     """
     src = layout.source
     seen = 0
+    side = src.side_connection(con)  # for lookups while the statistics stream out of con
     try:
         for batch in arrow_batches(con, statistics_sql(layout), src.params, src.label, rows):
             if batch.column(0).null_count:
-                where = src.where_in_files(con, f"{quote(layout.id)} IS NULL", {}, layout.id)
+                where = src.where_in_files(side, f"{quote(layout.id)} IS NULL", {}, layout.id)
                 raise ValueError(f"{src.label}: column {layout.id!r} has a missing id{where}")
             seen += batch.num_rows
             if layout.x is None:
                 yield _stats_batch(layout, batch)
             else:
-                yield _long_batch(con, layout, batch)
+                yield _long_batch(side, layout, batch)
     except EngineError as err:
         # A CSV or JSON reader types its columns from a sample of rows; a later row that does
         # not fit stops the query. Ids that turn out to be text are read as text; a value
@@ -226,11 +227,13 @@ def statistics_batches(con: Any, layout: Layout, rows: int) -> Iterator[StatsBat
         if err.column == layout.id:
             yield from statistics_batches(con, replace(layout, source=text_src), rows)
             return
-        bad = first_text(con, text_src, layout.id, err.column)
+        bad = first_text(side, text_src, layout.id, err.column)
         if bad is None:
             raise
         raise ValueError(
             f"{src.label}: dataset {show(bad[0])} has a non-numeric {err.column} = {bad[1]!r}"
         ) from None
+    finally:
+        side.close()
     if not seen:
         raise ValueError(f"{src.label}: no data rows")

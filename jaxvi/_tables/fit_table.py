@@ -17,6 +17,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -76,7 +77,7 @@ class TableFit:
         try:  # bad input: close the connection before the error leaves
             src = open_source(self.con, source)
             if label is not None:
-                src = type(src)(label, src.fmt, src.files, src.columns, src.types)
+                src = replace(src, label=label)
             self.layout: Layout = plan_statistics(
                 self.con, src, id=id, x=x, lam=self.lam_column, sigma=self.sigma_column
             )

@@ -61,6 +61,7 @@ class Source:
         files: the files read, sorted (empty for a frame).
         columns: column name → DuckDB type (``'BIGINT'``, ``'VARCHAR'``, ``'DOUBLE'``, ...).
         types: columns whose type is imposed on the reader (CSV only).
+        frame: the in-memory table DuckDB scans (``fmt == 'frame'``), else ``None``.
     """
 
     label: str
@@ -68,6 +69,7 @@ class Source:
     files: tuple[str, ...] = ()
     columns: dict[str, str] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
+    frame: Any = field(default=None, repr=False, compare=False)
 
     @property
     def relation(self) -> str:
@@ -92,6 +94,15 @@ class Source:
     def sql(self, select: str) -> str:
         """``select`` with ``{src}`` replaced by this source's ``FROM`` clause."""
         return select.replace("{src}", self.relation)
+
+    def side_connection(self, con: Any) -> Any:
+        """A second connection to ``con``'s database that sees this source: DuckDB runs one
+        query at a time per connection, and a bad value is looked up while the statistics
+        still stream out of ``con``. The caller closes it."""
+        side = con.cursor()
+        if self.frame is not None:
+            side.register(_VIEW, self.frame)
+        return side
 
     def where_in_files(self, con: Any, condition: str, params: dict[str, Any], column: str) -> str:
         """Where the first row (by file name) that meets ``condition`` comes from, as words
@@ -202,4 +213,5 @@ def open_source(con: Any, source: Any) -> Source:
             f"table; got {type(source).__name__}"
         )
     con.register(_VIEW, frame)
-    return _describe(con, Source(f"{type(source).__module__.split('.')[0]} table", "frame"))
+    label = f"{type(source).__module__.split('.')[0]} table"
+    return _describe(con, Source(label, "frame", frame=frame))
