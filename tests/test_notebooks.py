@@ -25,11 +25,12 @@ def _execute_module():
     return module
 
 
-def test_all_three_notebooks_exist():
+def test_all_four_notebooks_exist():
     assert NAMES == [
         "01_derivation.ipynb",
         "02_simulation_study.ipynb",
         "03_benchmarking.ipynb",
+        "04_files.ipynb",
     ]
 
 
