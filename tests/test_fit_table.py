@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 
+import duckdb
 import jax
 import numpy as np
 import pandas as pd
@@ -86,7 +87,10 @@ def test_integer_ids_sort_as_numbers():
     _assert_matches_fit(res, GROUPS[::-1])
 
 
-@pytest.mark.parametrize("kind", ["parquet", "csv_semicolon", "tsv", "jsonl", "pandas", "polars"])
+KINDS = ["parquet", "csv_semicolon", "tsv", "jsonl", "pandas", "polars", "polars_lazy"]
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "arrow_reader", "duckdb_relation"])
 def test_every_format_and_frame_gives_the_same_rows(tmp_path, kind):
     table = _long(GROUPS, IDS)
     if kind == "parquet":
@@ -104,8 +108,14 @@ def test_every_format_and_frame_gives_the_same_rows(tmp_path, kind):
     elif kind == "pandas":
         source = table.to_pandas()
         assert isinstance(source, pd.DataFrame)
-    else:
+    elif kind == "polars":
         source = pl.from_arrow(table)
+    elif kind == "polars_lazy":
+        source = pl.from_arrow(table).lazy().filter(pl.col("x").is_not_null())
+    elif kind == "arrow_reader":
+        source = table.to_reader(max_chunksize=50)
+    else:
+        source = duckdb.connect().from_arrow(table)  # a relation of its own connection
     res = fit_table(source, lam=LAM, sigma=SIGMA)
     assert res["dataset_id"].to_pylist() == IDS
     _assert_matches_fit(res, GROUPS)
@@ -410,7 +420,7 @@ def test_a_csv_value_that_is_no_number_past_the_sniffed_rows_names_the_line(tmp_
     assert "dataset 7 has a non-numeric x = 'abc'" in text
 
 
-@pytest.mark.parametrize("where", ["file", "glob", "frame"])
+@pytest.mark.parametrize("where", ["file", "glob", "frame", "reader"])
 def test_a_bad_value_after_the_first_batch_is_named(tmp_path, where):
     # The bad dataset's value is looked up while the statistics still stream out of DuckDB,
     # which runs one query at a time per connection: the lookup must not need that one.
@@ -419,8 +429,8 @@ def test_a_bad_value_after_the_first_batch_is_named(tmp_path, where):
     x[-2] = np.nan  # dataset 39, in the last of ten batches
     table = pa.table({"dataset_id": ids, "x": x})
     glob = pa.table({"dataset_id": [50, 51], "y": [1.0, 2.0]})  # a file without x
-    if where == "frame":
-        source = table
+    if where in ("frame", "reader"):  # a reader is scanned twice: for the sums, for the NaN
+        source = table if where == "frame" else table.to_reader(max_chunksize=7)
     else:
         pq.write_table(table, tmp_path / "a.parquet")
         source = tmp_path / "a.parquet"

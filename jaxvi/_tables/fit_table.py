@@ -230,7 +230,9 @@ def fit_table(
             (``dataset_id, n, sum_x, sum_x2`` and optionally ``shift``, the value the sums are
             taken about). A path to a Parquet, CSV (delimiter and header detected) or JSON
             file, a glob (``"runs/*.parquet"``), a folder (read recursively), or an in-memory
-            pandas or polars DataFrame or Arrow table, which DuckDB scans in place.
+            pandas or polars DataFrame or Arrow table, which DuckDB scans in place (a polars
+            LazyFrame is collected, an Arrow RecordBatchReader or a DuckDB relation read into
+            an Arrow table first).
         id: the dataset id column (integers or strings).
         x: the value column of a long table.
         lam: prior rate λ > 0: a number; the name of a column holding each dataset's λ (it

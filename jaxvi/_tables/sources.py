@@ -168,10 +168,19 @@ def _files_of(source: str) -> tuple[list[str], str]:
 
 
 def _frame(obj: Any) -> Any | None:
-    """An object DuckDB scans in place (Arrow, pandas), or ``None`` if ``obj`` is none."""
+    """An object DuckDB scans in place (Arrow, pandas), or ``None`` if ``obj`` is none.
+
+    A polars LazyFrame is collected first; a DuckDB relation and an Arrow RecordBatchReader
+    are read into an Arrow table: the relation belongs to its own connection, and a reader can
+    be scanned only once, where a bad value is looked up in the input a second time.
+    """
     module = type(obj).__module__.split(".")[0]
     if module == "polars":
-        return obj.to_arrow()  # zero-copy
+        return (obj.collect() if hasattr(obj, "collect") else obj).to_arrow()  # zero-copy
+    if module == "duckdb" and hasattr(obj, "to_arrow_table"):
+        return obj.to_arrow_table()
+    if module == "pyarrow" and hasattr(obj, "read_all"):
+        return obj.read_all()
     if module in ("pyarrow", "pandas") or hasattr(obj, "__arrow_c_stream__"):
         return obj
     return None
@@ -190,8 +199,9 @@ def open_source(con: Any, source: Any) -> Source:
         source: a path (``str`` or ``os.PathLike``) to a Parquet, CSV (delimiter and header
             detected) or JSON file; a glob (``"runs/*.parquet"``, ``"data/**/*.csv"``); a
             folder, read recursively (names starting with ``.`` or ``_`` are skipped); or a
-            pandas DataFrame, polars DataFrame or Arrow table. The files of a glob or folder
-            share one format; their columns are matched by name.
+            pandas DataFrame, polars DataFrame or LazyFrame, Arrow table or RecordBatchReader,
+            or DuckDB relation. The files of a glob or folder share one format; their
+            columns are matched by name.
 
     Returns:
         A :class:`Source` with its columns.
@@ -209,8 +219,8 @@ def open_source(con: Any, source: Any) -> Source:
     frame = _frame(source)
     if frame is None:
         raise TypeError(
-            "source must be a path, a glob, a folder, a pandas or polars DataFrame or an Arrow "
-            f"table; got {type(source).__name__}"
+            "source must be a path, a glob, a folder, a pandas or polars DataFrame, an Arrow "
+            f"table or a DuckDB relation; got {type(source).__name__}"
         )
     con.register(_VIEW, frame)
     label = f"{type(source).__module__.split('.')[0]} table"
