@@ -338,6 +338,23 @@ def test_output_that_is_a_folder_exits_2(tmp_path):
     assert "out.parquet: is a folder" in proc.stderr
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_output_where_no_file_can_be_made_names_the_output(tmp_path, capsys):
+    # /proc is a folder in which no file can be created, whoever runs the tests (root too).
+    (tmp_path / "d.csv").write_text("dataset_id,x\n1,2.0\n")
+    assert main(["fit", str(tmp_path / "d.csv"), "-o", "/proc/r.parquet", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "jaxvi fit: error: /proc/r.parquet: cannot write in /proc (No such file or directory)\n"
+    )
+    assert main(["fit", str(tmp_path / "d.csv"), "-o", str(tmp_path / "r.parquet"), "-q"]) == 0
+    assert main(["report", str(tmp_path / "r.parquet"), "-o", "/proc/rep", "-q"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "jaxvi report: error: /proc/rep: cannot make this folder"
+    )
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
 def test_run_killed_while_writing_leaves_no_output(tmp_path, sig):
     _sorted_long_parquet(tmp_path / "d.parquet", 3000, 2)

@@ -85,7 +85,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise ValueError(f"{path}: is a folder, expected an output file name")
     if not path.parent.is_dir():
         raise ValueError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:  # a read-only or pseudo file system: name the file asked for
+        raise ValueError(f"{path}: cannot write in {path.parent} ({err.strerror})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

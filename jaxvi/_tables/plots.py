@@ -182,7 +182,10 @@ def write_report(
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory")
     new_figure()  # fail on a missing matplotlib before any file is written
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{out}: cannot make this folder ({err.strerror})") from None
     files = [out / "q_mean_vs_post_mean.png", out / "kl_gap_vs_n.png"]
     plot_means(study, files[0])
     plot_kl(study, files[1])
