@@ -24,6 +24,7 @@ import pytest
 from helpers import assert_b_close
 
 from jaxvi import Padded, fit
+from jaxvi._cli.options import positive_int
 from jaxvi._tables import kernel
 from jaxvi._tables import study as _study
 from jaxvi.cli import build_parser, main
@@ -448,6 +449,28 @@ def test_help_is_complete():
         text = sub.choices[name].format_help()
         for option in options:
             assert option in text, (name, option)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("100000", 100000), ("100_000", 100000), ("1e5", 100000), ("7", 7)]
+)
+def test_counts_read_as_written(text, value):
+    assert positive_int(text) == value
+
+
+@pytest.mark.parametrize("text", ["0", "-3", "1.5", "abc", "inf", "nan", "1e-3"])
+def test_counts_that_are_no_positive_integer_are_refused(text, capsys):
+    with pytest.raises(SystemExit) as info:  # argparse's usage error
+        main(["demo", "-n", text])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxvi demo: error: argument -n/--num-datasets: ") and "\n" == err[-1]
+    assert "positive_int" not in err  # not argparse's "invalid positive_int value"
+
+
+def test_demo_takes_one_size_as_simulate_does(capsys):
+    assert main(["demo", "-n", "200", "--sizes", "3"]) == 0
+    assert "jaxvi demo: 200 simulated datasets of 3 points" in capsys.readouterr().out
 
 
 def test_console_script_runs_the_demo():

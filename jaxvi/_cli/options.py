@@ -5,6 +5,7 @@ or raises ``argparse.ArgumentTypeError`` with the reason.
 from __future__ import annotations
 
 import argparse
+import math
 
 __all__ = [
     "Parser",
@@ -17,7 +18,17 @@ __all__ = [
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
+    """A count: ``100000``, ``100_000`` or ``1e5``."""
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not number.is_integer():
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        value = int(number)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value

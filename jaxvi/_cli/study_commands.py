@@ -11,7 +11,6 @@ from jaxvi._cli.options import (
     positive_float,
     positive_int,
     size_pair,
-    size_range,
 )
 
 __all__ = ["add_demo", "add_report", "add_simulate"]
@@ -40,9 +39,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             f"median {r.median_mean_gap:.3f}, max {r.max_mean_gap:.3f}",
         ),
     ]
+    low, high = args.sizes
     print(
         f"jaxvi demo: {r.num_datasets:,} simulated datasets of "
-        f"{args.sizes[0]}-{args.sizes[1]} points"
+        f"{low if low == high else f'{low}-{high}'} points"
     )
     from jaxvi._text import format_table
 
@@ -67,9 +67,10 @@ def add_demo(sub) -> None:
     )
     demo.add_argument(
         "--sizes",
-        type=size_range,
+        type=size_pair,
         default=(1, 64),
-        help="inclusive range of dataset sizes LOW:HIGH (default: 1:64)",
+        help="dataset sizes: an inclusive range LOW:HIGH drawn uniformly, or one size N "
+        "(default: 1:64)",
     )
     add_model_options(demo)
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
