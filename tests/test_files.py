@@ -187,6 +187,8 @@ def test_npz_arrays_in_the_other_byte_order_give_the_same_tables(tmp_path):
          "dataset 1 has a non-finite value = nan"),
         ({"values": np.ones(2), "offsets": np.array([0, 2]), "ids": np.array([1, 2])},
          r"'ids' has shape \(2,\), expected \(1,\)"),
+        ({"values": np.ones(3), "offsets": np.arange(4), "ids": np.array(["b", "a", "b"])},
+         "dataset 'b' appears more than once in 'ids'$"),
     ],
 )  # fmt: skip
 def test_bad_npz_names_the_problem(tmp_path, arrays, message):
@@ -197,9 +199,17 @@ def test_bad_npz_names_the_problem(tmp_path, arrays, message):
 
 
 def test_unreadable_npz_and_parquet_metadata(tmp_path):
+    np.savez(tmp_path / "ok.npz", values=np.ones(3), offsets=np.array([0, 3]))
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a readable NPZ file"):
-        npz.read_npz(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match=r"bad\.npz: not an NPZ file \(a zip of \.npy arrays"):
+        npz.read_npz(tmp_path / "bad.npz")  # numpy took it for a pickle
+    np.save(tmp_path / "one.npy", np.arange(3.0))
+    (tmp_path / "one.npy").rename(tmp_path / "one.npz")  # one array, named .npz
+    with pytest.raises(ValueError, match=r"one\.npz: not an NPZ file"):
+        npz.read_npz(tmp_path / "one.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "ok.npz").read_bytes()[:-30])
+    with pytest.raises(ValueError, match=r"cut\.npz: not a"):
+        npz.read_npz(tmp_path / "cut.npz")
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not parquet")
     with pytest.raises(ValueError, match="not a readable Parquet file"):
         read_back.read_metadata(tmp_path / "bad.parquet")

@@ -103,6 +103,11 @@ def read_npz(path: str | os.PathLike, *, id: str = "dataset_id", x: str = "x") -
     ids = arrays.get("ids", np.arange(num))
     if ids.shape != (num,):
         raise ValueError(f"{path}: 'ids' has shape {ids.shape}, expected ({num},)")
+    if num > 1 and not (ids[1:] > ids[:-1]).all():  # increasing ids are distinct; else look
+        unique, counts = np.unique(ids, return_counts=True)
+        if (counts > 1).any():
+            twice = unique[int(np.argmax(counts > 1))]
+            raise ValueError(f"{path}: dataset {show(twice)} appears more than once in 'ids'")
     bad = ~np.isfinite(values)
     if bad.any():
         row = int(np.argmax(bad))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ def check_file(path: Path) -> None:
 
 @contextlib.contextmanager
 def npz_archive(path: Path) -> Iterator[Any]:
+    if not zipfile.is_zipfile(path):  # np.load would try it as a pickle, or as one .npy array
+        raise ValueError(f"{path}: not an NPZ file (a zip of .npy arrays, as numpy.savez writes)")
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as err:  # zipfile.BadZipFile, ValueError, OSError, ...
