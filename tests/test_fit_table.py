@@ -136,6 +136,18 @@ def test_rows_of_a_dataset_spread_over_files_of_a_glob_and_a_folder(tmp_path):
         _assert_matches_fit(res, GROUPS)
 
 
+def test_lam_from_the_folder_names_of_a_hive_partitioned_study(tmp_path):
+    # runs/lam=0.5/part.parquet: DuckDB reads the folder name as a column.
+    for lam, lo in ((0.5, 0), (2.0, 30)):
+        (tmp_path / f"lam={lam}").mkdir()
+        part = _long(GROUPS[lo : lo + 30], IDS[lo : lo + 30])
+        pq.write_table(part, tmp_path / f"lam={lam}" / "part.parquet")
+    res = fit_table(tmp_path, lam="lam", sigma=SIGMA)
+    assert res["dataset_id"].to_pylist() == IDS
+    _assert_matches_fit(res.slice(0, 30), GROUPS[:30], lam=0.5)
+    _assert_matches_fit(res.slice(30), GROUPS[30:], lam=2.0)
+
+
 def test_statistics_table_gives_the_rows_of_its_data():
     shift = np.array([g[0] for g in GROUPS], np.float64)
     stats = pa.table(
