@@ -311,6 +311,12 @@ BAD_INPUTS = {
     "missing_column": ("dataset_id,y\n1,2.0\n", "in.csv", [], "missing column 'x'"),
     "non_numeric": ("dataset_id,x\n1,2.0\n9,two\n", "in.csv", [], "dataset 9 has a non-numeric x"),
     "nan": ("dataset_id,x\na,2.0\nb,nan\n", "in.csv", [], "dataset 'b' has a non-finite x = nan"),
+    "nan_in_a_later_batch": (
+        "dataset_id,x\na,2.0\nb,1.0\nc,inf\n",
+        "in.csv",
+        ["--batch-size", "1", "-q"],
+        "dataset 'c' has a non-finite x = inf",
+    ),
     "empty_file": ("", "in.csv", [], "in.csv: file is empty"),
     "lam_zero": ("dataset_id,x\n1,2.0\n", "in.csv", ["--lam", "0"], "argument --lam: must be"),
 }
