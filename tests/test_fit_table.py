@@ -370,6 +370,16 @@ def test_bad_input_names_the_dataset_or_column(case):
     assert message in text and "\n" not in text
 
 
+@pytest.mark.parametrize(
+    "source",
+    [np.zeros(3), {"dataset_id": [1], "x": [1.0]}, [1.0], pd.Series([1.0]), pl.Series([1.0])],
+    ids=["ndarray", "dict", "list", "pandas_series", "polars_series"],
+)
+def test_what_is_no_table_is_a_type_error(source):
+    with pytest.raises(TypeError, match=r"^source must be a path, a glob, a folder, .* got "):
+        fit_table(source)
+
+
 def test_bad_files_name_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"nothing\*\.parquet: no files match"):
         fit_table(str(tmp_path / "nothing*.parquet"))

@@ -175,6 +175,8 @@ def _frame(obj: Any) -> Any | None:
     be scanned only once, where a bad value is looked up in the input a second time.
     """
     module = type(obj).__module__.split(".")[0]
+    if type(obj).__name__ == "Series":  # one column, not a table of ids and values
+        return None
     if module == "polars":
         return (obj.collect() if hasattr(obj, "collect") else obj).to_arrow()  # zero-copy
     if module == "duckdb" and hasattr(obj, "to_arrow_table"):
