@@ -1,7 +1,8 @@
 """``jaxvi fit``: a table of observations in, a table of results out (``fit_table`` on DuckDB).
 
 JAX is imported in a second thread while DuckDB reads, and the command (an application, not
-the library) uses JAX's persistent compilation cache.
+the library) keeps its compiled kernel in its cache folder (:mod:`jaxvi._tables.saved_kernel`)
+beside JAX's persistent compilation cache.
 """
 
 from __future__ import annotations
@@ -19,27 +20,33 @@ def _lam_or_estimate(text: str) -> float | str:
     return "estimate" if text == "estimate" else positive_float(text)
 
 
-def _use_compilation_cache() -> None:
+def _use_compilation_cache() -> str:
     """JAX's persistent compilation cache for this command (a library must not set it): the
     second run of a command loads its kernels instead of compiling them. An existing
-    ``JAX_COMPILATION_CACHE_DIR`` is kept."""
+    ``JAX_COMPILATION_CACHE_DIR`` is kept. Returns the cache's folder."""
     import os
 
     import jax
 
-    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if not folder:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        jax.config.update("jax_compilation_cache_dir", os.path.join(base, "jaxvi", "xla"))
+        folder = os.path.join(base, "jaxvi", "xla")
+        jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    return folder
 
 
 def _warm_jax(args: argparse.Namespace, dtype_name: str) -> None:
-    """Import JAX, and trace and load the fit kernel for full batches, while DuckDB reads."""
+    """Import JAX, and load the fit kernel for full batches (compiled, from the command's
+    cache; or traced and compiled, then saved there), while DuckDB reads."""
+    import os
+
     import numpy as np
 
     from jaxvi._tables.study import enable_dtype
 
-    _use_compilation_cache()
+    cache = _use_compilation_cache()
     dtype = enable_dtype(dtype_name)
     from jaxvi._tables.fit_table import BATCH_SIZE
     from jaxvi._tables.kernel import warm
@@ -51,6 +58,7 @@ def _warm_jax(args: argparse.Namespace, dtype_name: str) -> None:
         sigma_rows=args.sigma_column is not None,
         theta=args.theta,
         exact=True,
+        folder=os.path.join(cache, "jaxvi-kernels"),
     )
 
 
@@ -124,8 +132,9 @@ def add_fit(sub) -> None:
         "(the exact posterior's mean and sd). lam, sigma, the dtype, the input and jaxvi's "
         "version (and fixed_theta, if given) go in the metadata: Parquet key-value "
         "metadata, a JSON sidecar OUTPUT.json beside a CSV file, NPZ keys. OUTPUT is written "
-        "atomically: a failed or killed run leaves no file. Kernels are kept in JAX's "
-        "persistent compilation cache (~/.cache/jaxvi/xla, or JAX_COMPILATION_CACHE_DIR).",
+        "atomically: a failed or killed run leaves no file. The compiled kernel is kept in "
+        "jaxvi-kernels/ of the cache folder (~/.cache/jaxvi/xla, or JAX_COMPILATION_CACHE_DIR, "
+        "which also holds JAX's persistent compilation cache).",
         epilog="examples: jaxvi fit data.parquet -o results.parquet --lam 1 --sigma 1;  "
         "jaxvi fit 'runs/*.csv' -o results.csv --lam estimate --memory-limit 4GB",
     )
