@@ -7,6 +7,8 @@ inside functions alike, and resolved to the module it names.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,3 +170,18 @@ def test_all_names_only_what_the_module_defines(module):
         defined |= set(__import__("jaxvi")._WHERE)
     missing = sorted(set(exported) - defined)
     assert not missing, f"{module}.__all__ names what it does not define: {missing}"
+
+
+def test_import_jaxvi_loads_nothing_heavy_until_a_name_is_used():
+    # The command starts DuckDB's query right after `import jaxvi`: JAX (1 s) and the
+    # version lookup in the installed metadata (40-60 ms) wait for first use.
+    code = (
+        "import sys, jaxvi\n"
+        "heavy = [m for m in ('jax', 'numpy', 'importlib.metadata') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "from jaxvi import __version__\n"
+        "assert __version__ == jaxvi.__version__ and __version__[0].isdigit(), __version__\n"
+        "assert 'importlib.metadata' in sys.modules and 'jax' not in sys.modules\n"
+        "assert callable(jaxvi.fit) and 'jax' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
