@@ -6,6 +6,7 @@ one simulate → fit → report study serves several tests.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -24,7 +25,7 @@ import pytest
 from helpers import assert_b_close
 
 from jaxvi import Padded, fit
-from jaxvi._cli.options import positive_int
+from jaxvi._cli.options import positive_int, size_pair
 from jaxvi._tables import kernel
 from jaxvi._tables import study as _study
 from jaxvi.cli import build_parser, main
@@ -472,6 +473,21 @@ def test_counts_that_are_no_positive_integer_are_refused(text, capsys):
     err = capsys.readouterr().err
     assert err.startswith("jaxvi demo: error: argument -n/--num-datasets: ") and "\n" == err[-1]
     assert "positive_int" not in err  # not argparse's "invalid positive_int value"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("abc", "expected LOW:HIGH or N, e.g. 1:64; got 'abc'"),  # not 'abc:abc'
+        ("1:2:3", "expected LOW:HIGH or N, e.g. 1:64; got '1:2:3'"),
+        ("5:2", "need 0 <= LOW <= HIGH, got '5:2'"),
+        ("-1", "need 0 <= LOW <= HIGH, got '-1'"),
+    ],
+)
+def test_sizes_that_are_no_range_name_the_text_as_typed(text, message):
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^{re.escape(message)}$"):
+        size_pair(text)
+    assert size_pair("4") == (4, 4) and size_pair("1:64") == (1, 64)
 
 
 def test_demo_takes_one_size_as_simulate_does(capsys):

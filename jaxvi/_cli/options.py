@@ -13,7 +13,6 @@ __all__ = [
     "positive_float",
     "positive_int",
     "size_pair",
-    "size_range",
 ]
 
 
@@ -34,16 +33,6 @@ def positive_int(text: str) -> int:
     return value
 
 
-def size_range(text: str) -> tuple[int, int]:
-    try:
-        low, high = (int(v) for v in text.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW:HIGH, e.g. 1:64; got {text!r}") from None
-    if not 0 <= low <= high:
-        raise argparse.ArgumentTypeError(f"need 0 <= LOW <= HIGH, got {text!r}")
-    return low, high
-
-
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -57,8 +46,17 @@ def positive_float(text: str) -> float:
 
 
 def size_pair(text: str) -> tuple[int, int]:
-    """``LOW:HIGH`` or a single size ``N`` (= ``N:N``)."""
-    return size_range(text if ":" in text else f"{text}:{text}")
+    """Dataset sizes: an inclusive range ``LOW:HIGH``, or a single size ``N`` (= ``N:N``)."""
+    parts = text.split(":") if ":" in text else [text, text]
+    try:
+        low, high = (int(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LOW:HIGH or N, e.g. 1:64; got {text!r}"
+        ) from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"need 0 <= LOW <= HIGH, got {text!r}")
+    return low, high
 
 
 class Parser(argparse.ArgumentParser):
