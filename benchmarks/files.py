@@ -9,18 +9,19 @@ second run.
 
 Contenders, each writing one row per dataset, sorted by id, to Parquet:
 
-* ``jaxvi``: ``jaxvi fit INPUT -o OUT.parquet -q`` (statistics in DuckDB, the kernels in JAX;
+* ``jaxvi``: ``jaxvi fit INPUT -o OUT.parquet -q`` (statistics in DuckDB, the kernel in XLA;
   11 columns: B, θ*, ELBO, gradient, log evidence, KL gap, q's mean, posterior mean and sd);
 * ``duckdb``: one DuckDB SQL query: n, mean and Σ(x − x̄)² (``avg``, ``var_pop``), then B, θ*,
   ELBO and gradient in SQL, ``COPY … TO`` Parquet (6 columns; SQL has no log Φ);
 * ``polars``: the same in a lazy polars query, streamed to Parquet;
-* ``jax``: no input at all: the process only imports JAX and loads jaxvi's table kernel from
-  the compilation cache, as ``jaxvi fit`` does while DuckDB reads. It is the fixed cost that
-  any process running JAX kernels pays, and the SQL peer does not.
+* ``kernel``: no input at all: the process only loads jaxvi's table kernel from the command's
+  cache (through jaxlib's client, without importing JAX), as ``jaxvi fit`` does while DuckDB
+  reads. It is the fixed cost of running a compiled XLA kernel, which the SQL peer does not
+  pay.
 
 Besides wall time and peak RSS, each row gives the CPU seconds (user + system) of the process.
-A process that does the query's work and JAX's cannot take less wall time than either alone,
-nor less than their CPU seconds together over the cores: the script prints that floor.
+A process that does the query's work and the kernel's cannot take less wall time than either
+alone, nor less than their CPU seconds together over the cores: the script prints that floor.
 
 Run::
 
@@ -87,16 +88,16 @@ res.sink_parquet(out)
 """
 
 INPUTS = ("sorted_parquet", "shuffled_parquet", "sorted_csv", "shuffled_csv")
-# The fixed cost of JAX in ``jaxvi fit``: import it and load the table kernel (from the
-# command's cache), by the function the command runs beside the query.
-JAX_ONLY = r"""
+# The fixed cost of the kernel in ``jaxvi fit``: load it from the command's cache (through
+# jaxlib's client, without importing JAX), by the function the command runs beside the query.
+KERNEL_ONLY = r"""
 import argparse
-from jaxvi._cli.fit_command import _warm_jax
+from jaxvi._cli.fit_command import _warm_kernel
 args = argparse.Namespace(batch_size=None, lam_column=None, sigma_column=None, theta=None)
-_warm_jax(args, "float32")
+_warm_kernel(args, "float32", without_jax=True)
 """
 
-CONTENDERS = ("jaxvi", "duckdb", "polars", "jax")
+CONTENDERS = ("jaxvi", "duckdb", "polars", "kernel")
 
 
 def make_inputs(
@@ -143,8 +144,8 @@ def command(contender: str, src: Path, out: Path) -> list[str]:
     fmt = "csv" if src.suffix == ".csv" else "parquet"
     if contender == "jaxvi":
         return [sys.executable, "-m", "jaxvi", "fit", str(src), "-o", str(out), "-q"]
-    if contender == "jax":
-        return [sys.executable, "-c", JAX_ONLY]
+    if contender == "kernel":
+        return [sys.executable, "-c", KERNEL_ONLY]
     script = {"duckdb": DUCKDB_PEER, "polars": POLARS_PEER}[contender]
     return [sys.executable, "-c", script, str(src), str(out), fmt]
 
@@ -195,14 +196,16 @@ def main() -> None:
     for _ in range(max(args.reps, 1)):
         for name in inputs:
             for who in contenders:
-                if who == "jax":  # reads no input: once per round
+                if who == "kernel":  # reads no input: once per round
                     continue
                 out = folder / f"out-{who}.parquet"
                 times.setdefault((name, who), []).append(
                     run_once(command(who, paths[name], out), env)
                 )
-        if "jax" in contenders:
-            times.setdefault(("-", "jax"), []).append(run_once(command("jax", Path(), Path()), env))
+        if "kernel" in contenders:
+            times.setdefault(("-", "kernel"), []).append(
+                run_once(command("kernel", Path(), Path()), env)
+            )
     later = slice(1, None) if args.reps > 1 else slice(None)
     rows = {
         key: tuple(statistics.median(run[k] for run in runs[later]) for k in range(3))
@@ -223,7 +226,7 @@ def main() -> None:
     for name in inputs:
         mine = rows.get((name, "jaxvi"))
         for who in contenders:
-            if who == "jax":
+            if who == "kernel":
                 continue
             wall, rss, cpu = rows[(name, who)]
             ratio = (
@@ -235,10 +238,10 @@ def main() -> None:
                 f"| {name} | {sizes[name]:.0f} | {who} | {wall:.2f} | {rss:.0f} | {cpu:.2f} "
                 f"| {ratio} |"
             )
-    if ("-", "jax") in rows:
-        wall, rss, cpu = rows[("-", "jax")]
+    if ("-", "kernel") in rows:
+        wall, rss, cpu = rows[("-", "kernel")]
         print(
-            f"\nJAX alone (import it, load the table kernel from the cache): {wall:.2f} s, "
+            f"\nThe kernel alone (loaded from the command's cache): {wall:.2f} s, "
             f"{rss:.0f} MB, {cpu:.2f} CPU s."
         )
         for name in inputs:
@@ -246,7 +249,7 @@ def main() -> None:
                 peer = rows[(name, "duckdb")]
                 floor = max(peer[0], wall, (peer[2] + cpu) / cores)
                 print(
-                    f"{name}: a process doing the query's work and JAX's takes at least "
+                    f"{name}: a process doing the query's work and the kernel's takes at least "
                     f"{floor:.2f} s = {floor / peer[0]:.2f}× the query's wall time (the longer "
                     f"of the two alone, and their CPU seconds over {cores} cores)"
                 )

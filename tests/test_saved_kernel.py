@@ -1,8 +1,10 @@
 """The command's table kernel, kept compiled in its cache folder (``jaxvi._tables.saved_kernel``).
 
-A run loads the executable instead of tracing the kernel: it must give the same results as
-the run that compiled it, recompile a damaged or foreign file, and keep kernels of different
-shapes apart. Each run is a process of its own (the loaded executables are per process).
+A run loads the executable instead of tracing the kernel, and runs it through jaxlib's client
+without importing JAX (``jaxvi._tables.xla_runtime``): it must give the same results as the
+run that compiled it, bit for bit, recompile a damaged file or one whose results differ, and
+keep kernels of different shapes apart. Each run is a process of its own (the loaded
+executables are per process).
 """
 
 from __future__ import annotations
@@ -12,18 +14,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-# One run of the command in a fresh process; prints whether the modules that define the
-# kernel were imported (they are only when it is traced).
+# One run of the command in a fresh process; prints whether the kernel was traced (its jitted
+# function made), else whether JAX was imported.
 _RUN = (
     "import sys\n"
     "from jaxvi.cli import main\n"
+    "from jaxvi._tables import kernel\n"
     "rc = main(sys.argv[1:])\n"
-    "print('traced' if 'jaxvi._model.exact' in sys.modules else 'loaded')\n"
+    "traced = kernel._kernel.cache_info().currsize > 0\n"
+    "print('traced' if traced else 'loaded-with-jax' if 'jax' in sys.modules else 'loaded')\n"
     "sys.exit(rc)\n"
 )
 
@@ -38,8 +43,8 @@ def study(tmp_path):
     return tmp_path
 
 
-def _fit(folder: Path, cache: Path, out: str, *extra: str) -> str:
-    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache))
+def _fit(folder: Path, cache: Path, out: str, *extra: str, platforms: str = "cpu") -> str:
+    env = dict(os.environ, JAX_PLATFORMS=platforms, JAX_COMPILATION_CACHE_DIR=str(cache))
     args = ["fit", str(folder / "d.parquet"), "-o", str(folder / out), "-q", *extra]
     proc = subprocess.run(
         [sys.executable, "-c", _RUN, *args],
@@ -114,16 +119,86 @@ def test_a_cache_folder_that_cannot_be_written_only_costs_the_compile(study):
     assert pq.read_table(study / "second.parquet").equals(pq.read_table(study / "first.parquet"))
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--dtype", "float64"),
+        ("--lam-column", "lam", "--sigma-column", "sigma"),
+        ("--theta", "0.7", "--lam", "2"),
+    ],
+    ids=["double", "columns", "theta"],
+)
+def test_every_kernel_shape_runs_without_jax_and_agrees(study, options):
+    # Per-dataset λ and σ are arguments of their own; a fixed θ another; float64 runs with
+    # x64, which the runtime must not narrow to float32.
+    tbl = pq.read_table(study / "d.parquet")
+    n = tbl.num_rows
+    tbl = tbl.append_column("lam", pa.array(0.5 + (tbl["dataset_id"].to_numpy() % 3) / 4))
+    tbl = tbl.append_column("sigma", pa.array(np.full(n, 0.8)))
+    pq.write_table(tbl, study / "d.parquet")
+    cache = study / "cache"
+    args = ("--batch-size", "128", *options)
+    assert _fit(study, cache, "first.parquet", *args) == "traced"
+    assert _fit(study, cache, "second.parquet", *args) == "loaded"
+    first, second = (pq.read_table(study / f) for f in ("first.parquet", "second.parquet"))
+    assert first.equals(second)
+    want = np.float64 if "float64" in options else np.float32
+    assert first["theta"].to_numpy().dtype == want
+    if "--theta" in options:
+        assert np.all(first["theta"].to_numpy() == np.float32(0.7))
+
+
+def test_a_kernel_whose_results_differ_from_those_saved_is_compiled_again(study):
+    # Each file holds the digest of the results JAX gave on a check batch when it was saved:
+    # a kernel that runs but disagrees (another jaxlib reading its arguments otherwise) must
+    # not be used.
+    cache = study / "cache"
+    _fit(study, cache, "first.parquet", "--batch-size", "128")
+    (saved,) = _kernels(cache)
+    data = saved.read_bytes()
+    at = data.index(b'"digest": "') + len(b'"digest": "')
+    flipped = b"0" if data[at : at + 1] != b"0" else b"1"
+    saved.write_bytes(data[:at] + flipped + data[at + 1 :])
+    assert _fit(study, cache, "second.parquet", "--batch-size", "128") == "traced"
+    assert data[at : at + 64] in saved.read_bytes()  # replaced by a copy with the true digest
+    assert _fit(study, cache, "third.parquet", "--batch-size", "128") == "loaded"
+    first = pq.read_table(study / "first.parquet")
+    assert all(pq.read_table(study / f).equals(first) for f in ("second.parquet", "third.parquet"))
+
+
+def test_lam_estimate_uses_the_saved_kernel_through_jax(study):
+    # λ̂ needs JAX's estimator, so that run imports JAX, and loads the same file through
+    # JAX's client.
+    cache = study / "cache"
+    _fit(study, cache, "first.parquet", "--batch-size", "128")
+    out = _fit(study, cache, "second.parquet", "--batch-size", "128", "--lam", "estimate")
+    assert out == "loaded-with-jax"
+    meta = pq.read_table(study / "second.parquet").schema.metadata
+    assert meta[b"lam_estimated"] == b"true"
+
+
+def test_the_runtime_is_used_only_where_jax_would_run_on_this_cpu(monkeypatch):
+    from jaxvi._tables.xla_runtime import jax_would_use_this_cpu
+
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    assert jax_would_use_this_cpu()  # this machine has no accelerator plugin
+    for other in ("cuda", "tpu", "cuda,cpu"):
+        monkeypatch.setenv("JAX_PLATFORMS", other)
+        assert not jax_would_use_this_cpu()
+
+
 def test_the_key_names_the_software_the_machine_and_the_signature():
     from jaxvi._tables import saved_kernel
+    from jaxvi._tables.xla_runtime import Runtime
 
+    runtime = Runtime(jax.devices("cpu")[0].client)
     sig = (((128,), "<f4"),) * 4 + (((), "<f4"),) * 2 + (None, True)
-    key = saved_kernel.kernel_key(sig)
-    assert key == saved_kernel.kernel_key(sig) and key.endswith(".jaxvi-kernel")
-    assert saved_kernel.kernel_key((*sig[:-1], False)) != key
+    key = saved_kernel.kernel_key(sig, runtime)
+    assert key == saved_kernel.kernel_key(sig, runtime) and key.endswith(".jaxvi-kernel")
+    assert saved_kernel.kernel_key((*sig[:-1], False), runtime) != key
     os.environ["XLA_FLAGS"], old = "--xla_cpu_use_thunk_runtime=false", os.environ.get("XLA_FLAGS")
     try:
-        assert saved_kernel.kernel_key(sig) != key
+        assert saved_kernel.kernel_key(sig, runtime) != key
     finally:
         if old is None:
             del os.environ["XLA_FLAGS"]

@@ -1,8 +1,9 @@
 """``jaxvi fit``: a table of observations in, a table of results out (``fit_table`` on DuckDB).
 
-JAX is imported in a second thread while DuckDB reads, and the command (an application, not
-the library) keeps its compiled kernel in its cache folder (:mod:`jaxvi._tables.saved_kernel`)
-beside JAX's persistent compilation cache.
+The kernel is made ready in a second thread while DuckDB reads. The command (an application,
+not the library) keeps it compiled in its cache folder (:mod:`jaxvi._tables.saved_kernel`),
+beside JAX's persistent compilation cache, and runs it there without importing JAX
+(:mod:`jaxvi._tables.xla_runtime`).
 """
 
 from __future__ import annotations
@@ -20,46 +21,60 @@ def _lam_or_estimate(text: str) -> float | str:
     return "estimate" if text == "estimate" else positive_float(text)
 
 
-def _use_compilation_cache() -> str:
-    """JAX's persistent compilation cache for this command (a library must not set it): the
-    second run of a command loads its kernels instead of compiling them. An existing
-    ``JAX_COMPILATION_CACHE_DIR`` is kept. Returns the cache's folder."""
+def _cache_folder() -> str:
+    """The command's cache folder: ``JAX_COMPILATION_CACHE_DIR`` when set, else
+    ``$XDG_CACHE_HOME/jaxvi/xla`` (``~/.cache/jaxvi/xla``)."""
     import os
-
-    import jax
 
     folder = os.environ.get("JAX_COMPILATION_CACHE_DIR")
     if not folder:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         folder = os.path.join(base, "jaxvi", "xla")
-        jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     return folder
 
 
-def _warm_jax(args: argparse.Namespace, dtype_name: str) -> None:
-    """Import JAX, and load the fit kernel for full batches (compiled, from the command's
-    cache; or traced and compiled, then saved there), while DuckDB reads."""
+def _use_compilation_cache(folder: str) -> None:
+    """JAX's persistent compilation cache in ``folder``, for this command (a library must
+    not set it): the second run of a command loads its kernels instead of compiling them."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+def _warm_kernel(args: argparse.Namespace, dtype_name: str, *, without_jax: bool) -> None:
+    """Make the fit kernel ready for full batches while DuckDB reads: load the compiled
+    kernel from the command's cache onto this CPU without importing JAX (when
+    ``without_jax`` and JAX would run here too), else import JAX and load it, or trace and
+    compile it and save it there."""
     import os
 
     import numpy as np
 
-    from jaxvi._tables.study import enable_dtype
-
-    cache = _use_compilation_cache()
-    dtype = enable_dtype(dtype_name)
     from jaxvi._tables.fit_table import BATCH_SIZE
-    from jaxvi._tables.kernel import warm
+    from jaxvi._tables.kernel import KernelShape, load_saved, warm
+    from jaxvi._tables.xla_runtime import jax_would_use_this_cpu
 
-    warm(
+    cache = _cache_folder()
+    folder = os.path.join(cache, "jaxvi-kernels")
+    shape = KernelShape(
         args.batch_size or BATCH_SIZE,
-        np.dtype(dtype),
+        np.dtype(dtype_name or "float32"),
         lam_rows=args.lam_column is not None,
         sigma_rows=args.sigma_column is not None,
         theta=args.theta,
-        exact=True,
-        folder=os.path.join(cache, "jaxvi-kernels"),
     )
+    if without_jax and jax_would_use_this_cpu():
+        try:
+            if load_saved(shape, folder):
+                return
+        except Exception:  # a jaxlib without these calls: JAX loads the kernel instead
+            pass
+    from jaxvi._tables.study import enable_dtype
+
+    _use_compilation_cache(cache)
+    enable_dtype(dtype_name)
+    warm(shape, folder)
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
@@ -71,12 +86,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     for name in ("lam", "sigma"):
         if getattr(args, f"{name}_column") is not None and getattr(args, name) is not None:
             raise ValueError(f"give --{name} or --{name}-column, not both")
-    # JAX loads (1-2 s) in a second thread while DuckDB runs the query in this one.
+    # The kernel loads (0.2 s; 1-2 s with JAX) in a second thread while DuckDB runs the
+    # query in this one. λ̂ needs JAX's estimator, so --lam estimate imports JAX here.
     failed: list[BaseException] = []
 
     def warm() -> None:
         try:
-            _warm_jax(args, args.dtype)
+            _warm_kernel(args, args.dtype, without_jax=args.lam != "estimate")
         except BaseException as err:  # the solve reports it; here it would only be lost
             failed.append(err)
 

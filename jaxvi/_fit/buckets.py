@@ -35,6 +35,7 @@ __all__ = [
     "aligned_stats",
     "build_block",
     "gather_block",
+    "rows_for",
     "work_dtype",
 ]
 
@@ -308,4 +309,26 @@ def aligned_stats(num: int, total: int, dtype: np.dtype) -> tuple[np.ndarray, ..
     out = tuple(aligned_empty(max(num, total), dtype) for _ in range(4))
     for f in out:
         f[num:] = 0
+    return out
+
+
+def rows_for(value: np.ndarray | None, sel: Any, size: int, fill: float, dtype: np.dtype) -> Any:
+    """``value[sel]`` padded to ``size`` rows with a harmless ``fill``, 64-byte aligned so
+    that the CPU backend takes it without a copy; a scalar stays a scalar.
+
+    A ``value`` that already holds those ``size`` rows from ``sel.start`` on, aligned there
+    and in ``dtype`` (the statistics ``_reduce`` makes, padded with ``fill``), is passed as a
+    view, not copied."""
+    if value is None:
+        return None
+    if not value.ndim:
+        return value.astype(dtype)
+    if isinstance(sel, slice) and value.dtype == dtype and value.shape[0] >= sel.start + size:
+        view = value[sel.start : sel.start + size]
+        if view.ctypes.data % _ALIGN == 0:
+            return view
+    part = value[sel]
+    out = aligned_empty(size, dtype)
+    out[: part.shape[0]] = part
+    out[part.shape[0] :] = fill
     return out

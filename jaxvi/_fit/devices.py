@@ -17,9 +17,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxvi._fit.buckets import _ALIGN, aligned_empty
-
-__all__ = ["Devices", "Job", "rows_for", "run_jobs"]
+__all__ = ["Devices", "Job", "run_jobs"]
 
 Job = tuple[Callable[..., Any], tuple, Callable[[Any], None]]
 
@@ -104,25 +102,3 @@ def run_jobs(jobs: Iterator[Job], dev: Devices, bar: Any) -> None:
         out, keep = pending.popleft()
         keep(dev.fetch(out))
         bar.update()
-
-
-def rows_for(value: np.ndarray | None, sel: Any, size: int, fill: float, dtype: np.dtype) -> Any:
-    """``value[sel]`` padded to ``size`` rows with a harmless ``fill``, 64-byte aligned so
-    that the CPU backend takes it without a copy; a scalar stays a scalar.
-
-    A ``value`` that already holds those ``size`` rows from ``sel.start`` on, aligned there
-    and in ``dtype`` (the statistics ``_reduce`` makes, padded with ``fill``), is passed as a
-    view, not copied."""
-    if value is None:
-        return None
-    if not value.ndim:
-        return value.astype(dtype)
-    if isinstance(sel, slice) and value.dtype == dtype and value.shape[0] >= sel.start + size:
-        view = value[sel.start : sel.start + size]
-        if view.ctypes.data % _ALIGN == 0:
-            return view
-    part = value[sel]
-    out = aligned_empty(size, dtype)
-    out[: part.shape[0]] = part
-    out[part.shape[0] :] = fill
-    return out

@@ -7,7 +7,7 @@ is converted to float64 once). The windows go in chunks of about ``chunk_size`` 
 call each, so a progress bar moves and the memory the kernel touches stays bounded.
 
 Data wider than the compute dtype (float64 computed in float32) are summed in float64 and
-rounded after (:func:`~jaxvi._model.statistics.rebase`), so a large common offset keeps its
+rounded after (:func:`~jaxvi._model.shift.rebase`), so a large common offset keeps its
 spread.
 """
 

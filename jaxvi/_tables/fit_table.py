@@ -120,9 +120,9 @@ class TableFit:
                 if k == 0:
                     if before_solve is not None:
                         before_solve()
-                    from jaxvi._model.dtypes import compute_dtype
+                    from jaxvi._tables.kernel import table_dtype
 
-                    self.dtype = compute_dtype(None, self.dtype_request, who="fit_table")
+                    self.dtype = table_dtype(self.dtype_request)
                     if self.estimate is not None:
                         self.lam_estimate = self._estimate(stats)
                 yield self._result_batch(batch)
@@ -163,7 +163,7 @@ class TableFit:
         return value
 
     def _solve(self, batch: StatsBatch) -> dict[str, np.ndarray]:
-        from jaxvi._model.statistics import rebase
+        from jaxvi._model.shift import rebase
         from jaxvi._tables.kernel import solve_rows
 
         dt = self.dtype

@@ -1,35 +1,44 @@
 """The ``jaxvi`` command's table kernel, kept compiled in its cache folder.
 
-Tracing and lowering the table kernel is 0.3–0.5 s of Python, and JAX's persistent cache
-needs both before it can look the executable up; the command does this while DuckDB runs
-its query, and on 2 cores it was the longest part of a run. Loading the executable itself
-(:func:`load`) takes 0.07 s and needs neither, nor the modules that define the kernel.
+Tracing and lowering the table kernel is 0.3–0.5 s of Python, and importing JAX 0.8 s more
+than jaxlib's client alone; on 2 cores both compete with DuckDB's query. A saved kernel is
+loaded and run by :class:`~jaxvi._tables.xla_runtime.Runtime`, on a CPU, without importing
+JAX or the modules that define the kernel (0.07 s to load).
 
 Only the command uses this (a library must not write caches). A file is named by a SHA-256
 of everything its executable depends on (:func:`kernel_key`): the jax, jaxlib and jaxvi
 versions, the source of every jaxvi module, the device and its platform version, the CPU's
-feature flags, ``XLA_FLAGS``, and the kernel's arguments (shapes, dtypes, ``exact``). A loaded
-executable is run once on the warm-up batch before it is used; one that does not load or run
+feature flags, ``XLA_FLAGS``, and the kernel's arguments (shapes, dtypes, ``exact``).
+
+A file holds the executable, the shapes and dtypes of its results, and a SHA-256 of the
+results JAX computed on a fixed check batch when it was saved. A kernel is used only after it
+gives those same results, bit for bit, on that batch; one that does not load, run or agree
 (another jaxlib, a damaged file) is compiled again and replaced. The copy saved is compiled
-without JAX's persistent cache (:func:`compile_to_save`) and checked the same way before it is
-written, atomically.
+without JAX's persistent cache (:func:`compile_to_save`) and checked the same way before it
+is written, atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import os
 import platform
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
+import numpy as np
 
-__all__ = ["compile_to_save", "kernel_key", "load", "save"]
+from jaxvi._tables.xla_runtime import Runtime, parameters, serialize
+
+__all__ = ["SavedKernel", "compile_to_save", "kernel_key", "load", "save"]
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 _SUFFIX = ".jaxvi-kernel"
+_MAGIC = b"jaxvi kernel 2\n"
 
 
 def _cpu_flags() -> str:
@@ -44,71 +53,96 @@ def _cpu_flags() -> str:
     return f"{platform.machine()} {platform.processor()}"
 
 
-def kernel_key(signature: tuple) -> str:
-    """The file name for the kernel with ``signature`` (its arguments' shapes and dtypes and
-    its static arguments) on this machine, with this software."""
-    import jaxlib
+def _version_file(package: str) -> bytes:
+    """The text of ``package``'s ``version.py``, read without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return b""
+    try:
+        return (Path(spec.origin).parent / "version.py").read_bytes()
+    except OSError:
+        return b""
 
+
+def kernel_key(signature: tuple, runtime: Runtime) -> str:
+    """The file name for the kernel with ``signature`` (its arguments' shapes and dtypes and
+    its static arguments) on ``runtime``'s device, with this software."""
     from jaxvi._version import __version__
 
-    device = jax.devices()[0]
     h = hashlib.sha256()
     for part in (
-        jax.__version__,
-        jaxlib.__version__,
+        _version_file("jax"),
+        _version_file("jaxlib"),
         __version__,
-        device.platform,
-        device.device_kind,
-        device.client.platform_version,
+        runtime.device.platform,
+        runtime.device.device_kind,
+        runtime.client.platform_version,
         _cpu_flags(),
         os.environ.get("XLA_FLAGS", ""),
         repr(signature),
     ):
-        h.update(str(part).encode() + b"\0")
+        h.update((part if isinstance(part, bytes) else str(part).encode()) + b"\0")
     for path in sorted(_PACKAGE.rglob("*.py")):
         h.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:32] + _SUFFIX
 
 
-def _runs(compiled: Any, args: list[Any]) -> bool:
-    """Whether ``compiled`` runs on ``args`` (an executable that loads may still lack code)."""
+def _digest(arrays: Sequence[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(f"{a.shape}{a.dtype.str}".encode() + np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+class SavedKernel:
+    """A loaded executable, called like the jitted kernel: positional arguments (``None``
+    for an argument left out), a tuple of NumPy arrays back."""
+
+    def __init__(self, runtime: Runtime, executable: Any, outputs: list[tuple[Any, Any]]):
+        self.runtime = runtime
+        self.executable = executable
+        self.outputs = outputs
+
+    def __call__(self, *args: Any) -> tuple[np.ndarray, ...]:
+        given = [np.asarray(a) for a in args if a is not None]
+        return self.runtime.run(self.executable, given, self.outputs)
+
+    def agrees(self, check: list[Any], digest: str) -> bool:
+        """Whether it runs on ``check`` and gives the results whose :func:`_digest` is
+        ``digest`` (a kernel that loads may still lack code, or another jaxlib read its
+        arguments otherwise)."""
+        try:
+            return _digest(self(*check)) == digest
+        except Exception:
+            return False
+
+
+def load(folder: str | os.PathLike, key: str, runtime: Runtime, check: list[Any]) -> Any:
+    """The kernel saved under ``key``, loaded on ``runtime`` and checked on ``check`` (the
+    kernel's arguments for the fixed check batch); ``None`` when there is none, or it does
+    not load, run, or give the results it gave when it was saved."""
     try:
-        jax.block_until_ready(compiled(*args))
-    except Exception:
-        return False
-    return True
-
-
-def load(folder: str | os.PathLike, key: str, args: list[Any], outputs: int) -> Any | None:
-    """The executable saved under ``key``, loaded onto the default device and run once on
-    ``args`` (the kernel's arguments, a warm-up batch; it returns a tuple of ``outputs``
-    arrays); ``None`` when there is none or it does not load or run."""
-    from jax.experimental.serialize_executable import deserialize_and_load
-
-    try:
-        payload = (Path(folder) / key).read_bytes()
+        data = (Path(folder) / key).read_bytes()
     except OSError:
         return None
     try:
-        compiled = deserialize_and_load(payload, *_trees(args, outputs))
+        if not data.startswith(_MAGIC):
+            return None
+        header, _, payload = data[len(_MAGIC) :].partition(b"\n")
+        meta = json.loads(header)
+        outputs = [(tuple(shape), np.dtype(dt)) for shape, dt in meta["outputs"]]
+        kernel = SavedKernel(runtime, runtime.load(payload), outputs)
     except Exception:  # another jaxlib, a damaged file: compile again
         return None
-    return compiled if _runs(compiled, args) else None
-
-
-def _trees(args: list[Any], outputs: int) -> tuple[Any, Any]:
-    """The kernel's input and output pytree structures: its positional arguments, and a
-    tuple of ``outputs`` arrays."""
-    return (
-        jax.tree_util.tree_structure((tuple(args), {})),
-        jax.tree_util.tree_structure((0,) * outputs),
-    )
+    return kernel if kernel.agrees(check, meta["digest"]) else None
 
 
 def compile_to_save(lowered: Any) -> Any:
     """Compile ``lowered`` without JAX's persistent cache: on CPU an executable that JAX
     loaded from that cache serializes without the code of its fusions ("Function ... not
     found" when the copy runs)."""
+    import jax
+
     flag = "jax_enable_compilation_cache"
     before = getattr(jax.config, flag)
     jax.config.update(flag, False)
@@ -118,23 +152,35 @@ def compile_to_save(lowered: Any) -> Any:
         jax.config.update(flag, before)
 
 
-def save(folder: str | os.PathLike, key: str, compiled: Any, args: list[Any], outputs: int) -> None:
-    """Save ``compiled`` under ``key`` if its serialized copy loads and runs on ``args``
-    (atomically; when the copy fails, or the folder cannot be written, nothing is saved and
-    the next run compiles again)."""
-    from jax.experimental.serialize_executable import deserialize_and_load, serialize
-
+def save(
+    folder: str | os.PathLike, key: str, compiled: Any, runtime: Runtime, check: list[Any]
+) -> SavedKernel | None:
+    """Save ``compiled`` (a ``jax.stages.Compiled`` on ``runtime``'s device) under ``key``,
+    with the results JAX computes for ``check``, if its serialized copy loads on ``runtime``
+    and gives those results. Returns the loaded copy, or ``None`` when nothing was saved (a
+    copy that fails; a folder that cannot be written: the next run compiles again). Written
+    atomically."""
     folder = Path(folder)
     tmp = None
     try:
-        payload, _, _ = serialize(compiled)
-        if not _runs(deserialize_and_load(payload, *_trees(args, outputs)), args):
-            return
+        expected = [np.asarray(r) for r in compiled(*check)]
+        digest = _digest(expected)
+        payload = serialize(compiled)
+        copy = SavedKernel(runtime, runtime.load(payload), [(r.shape, r.dtype) for r in expected])
+        if parameters(copy.executable) != sum(a is not None for a in check):
+            return None  # JAX left out an argument: the copy would be called otherwise
+        if not copy.agrees(check, digest):
+            return None
+        header = json.dumps(
+            {"outputs": [[list(s), d.str] for s, d in copy.outputs], "digest": digest}
+        )
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+            fh.write(_MAGIC + header.encode() + b"\n" + payload)
         os.replace(tmp, folder / key)
+        return copy
     except Exception:  # a cache is never worth failing a run for
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+        return None
