@@ -195,7 +195,7 @@ def add_fit(sub) -> None:
         "--chunk-size",
         type=positive_int,
         default=None,
-        help="datasets per batch out of DuckDB and per kernel call; bounds memory (default: 65536)",
+        help="datasets per batch out of DuckDB and per kernel call; bounds memory (default: 16384)",
     )
     p.add_argument(
         "--memory-limit",

@@ -7,7 +7,8 @@ Memory stays bounded however many datasets there are, and DuckDB spills to disk 
 memory limit.
 
 This module imports JAX only when the first batch is solved, so the ``jaxvi`` command starts
-the query while JAX loads.
+the query while its kernel loads; and not at all when the command has loaded its saved kernel
+(:func:`jaxvi._tables.kernel.load_saved`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from jaxvi._tables.statistics import Layout, plan_statistics, show
 
 __all__ = ["TableFit", "fit_table"]
 
-BATCH_SIZE = 1 << 16
+# 2¹⁴: with 2¹⁶ a run's peak memory was 40-60 MB higher (each batch's Arrow, NumPy and
+# device copies), at the same speed on 10⁶ datasets (benchmarks/files.py).
+BATCH_SIZE = 1 << 14
 
 
 class TableFit:

@@ -4,7 +4,7 @@ The kernel computes every column of a results table at once: :func:`jaxvi.solve`
 ELBO, gradient, log evidence and KL gap, q's mean ``1/θ``, and the exact posterior's mean and
 sd. Every batch is padded to the batch size, so a run compiles it once, whatever the number
 of datasets (the ``jaxvi`` command loads it compiled from its cache while DuckDB runs the
-query: :func:`warm`).
+query, and runs it without JAX where it can: :func:`load_saved`, :func:`warm`).
 """
 
 from __future__ import annotations
