@@ -45,6 +45,7 @@ def study(tmp_path):
 
 def _fit(folder: Path, cache: Path, out: str, *extra: str, platforms: str = "cpu") -> str:
     env = dict(os.environ, JAX_PLATFORMS=platforms, JAX_COMPILATION_CACHE_DIR=str(cache))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # set by `import jax` here; a user's shell lacks it
     args = ["fit", str(folder / "d.parquet"), "-o", str(folder / out), "-q", *extra]
     proc = subprocess.run(
         [sys.executable, "-c", _RUN, *args],
@@ -54,6 +55,7 @@ def _fit(folder: Path, cache: Path, out: str, *extra: str, platforms: str = "cpu
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr  # -q: a run that succeeds prints nothing (no XLA logs)
     return proc.stdout.split()[-1]
 
 

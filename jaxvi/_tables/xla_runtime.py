@@ -85,6 +85,11 @@ class Runtime:
                 _jax.jax_jit.set_enable_x64_state(
                     _jax.config.Config("jax_enable_x64", True, include_in_jit_key=True)
                 )
+            if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+                # Without JAX's set-up, XLA logs INFO lines (the device count) on stderr.
+                from jaxlib import utils
+
+                utils.absl_set_min_log_level(1)  # warnings and errors only, as under JAX
             client = xc.make_cpu_client()
         self.client = client
         self.device = client.devices()[0]
