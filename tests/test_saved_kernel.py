@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -19,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from jaxvi._tables import saved_kernel
 
 # One run of the command in a fresh process; prints whether the kernel was traced (its jitted
 # function made), else whether JAX was imported.
@@ -166,6 +169,34 @@ def test_a_kernel_whose_results_differ_from_those_saved_is_compiled_again(study)
     assert _fit(study, cache, "third.parquet", "--batch-size", "128") == "loaded"
     first = pq.read_table(study / "first.parquet")
     assert all(pq.read_table(study / f).equals(first) for f in ("second.parquet", "third.parquet"))
+
+
+def test_saving_a_kernel_removes_those_unused_for_a_month(study):
+    # Every upgrade and every batch size makes a new file; a save removes files nobody has
+    # loaded for UNUSED_DAYS days and temporary files a killed run left, and nothing else.
+    cache = study / "cache"
+    folder = cache / "jaxvi-kernels"
+    _fit(study, cache, "first.parquet", "--batch-size", "128")
+    (used,) = _kernels(cache)
+    day = 86400.0
+    now = time.time()
+    aged = {
+        "old" + saved_kernel.SUFFIX: 40,
+        "recent" + saved_kernel.SUFFIX: 5,
+        ".killed.tmp": 2,
+        ".writing.tmp": 0.1,
+        "notes.txt": 400,
+    }
+    for name, days in aged.items():
+        (folder / name).write_bytes(b"x")
+        os.utime(folder / name, (now - days * day, now - days * day))
+    os.utime(used, (now - 40 * day, now - 40 * day))
+    assert _fit(study, cache, "second.parquet", "--batch-size", "128") == "loaded"
+    assert time.time() - used.stat().st_mtime < day  # loading marks it used
+    assert _fit(study, cache, "third.parquet", "--batch-size", "64") == "traced"  # a save
+    left = {p.name for p in folder.iterdir()}
+    assert used.name in left and len(_kernels(cache)) == 3  # used, recent, the new one
+    assert left - {p.name for p in _kernels(cache)} == {".writing.tmp", "notes.txt"}
 
 
 def test_lam_estimate_uses_the_saved_kernel_through_jax(study):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -163,6 +164,8 @@ def load_saved(shape: KernelShape, folder: str | os.PathLike) -> bool:
     from jaxvi._tables import saved_kernel
     from jaxvi._tables.xla_runtime import Runtime
 
+    if not any(Path(folder).glob("*" + saved_kernel.SUFFIX)):
+        return False  # nothing saved yet (a first run): no client to make
     signature = _signature(shape.warm_up(), shape.exact)
     runtime = Runtime()
     key = saved_kernel.kernel_key(signature, runtime)

@@ -16,6 +16,10 @@ gives those same results, bit for bit, on that batch; one that does not load, ru
 (another jaxlib, a damaged file) is compiled again and replaced. The copy saved is compiled
 without JAX's persistent cache (:func:`compile_to_save`) and checked the same way before it
 is written, atomically.
+
+Loading a file marks it used (its modification time). Saving one removes the files of the
+folder unused for :data:`UNUSED_DAYS` days (kernels of earlier versions, other shapes) and
+temporary files that a killed run left behind: the folder does not grow without bound.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import json
 import os
 import platform
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,11 +39,12 @@ import numpy as np
 
 from jaxvi._tables.xla_runtime import Runtime, parameters, serialize
 
-__all__ = ["SavedKernel", "compile_to_save", "kernel_key", "load", "save"]
+__all__ = ["SUFFIX", "UNUSED_DAYS", "SavedKernel", "compile_to_save", "kernel_key", "load", "save"]
 
 _PACKAGE = Path(__file__).resolve().parent.parent
-_SUFFIX = ".jaxvi-kernel"
+SUFFIX = ".jaxvi-kernel"
 _MAGIC = b"jaxvi kernel 2\n"
+UNUSED_DAYS = 30  # a saved kernel not loaded for this long is removed by the next save
 
 
 def _cpu_flags() -> str:
@@ -84,7 +90,7 @@ def kernel_key(signature: tuple, runtime: Runtime) -> str:
         h.update((part if isinstance(part, bytes) else str(part).encode()) + b"\0")
     for path in sorted(_PACKAGE.rglob("*.py")):
         h.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()[:32] + _SUFFIX
+    return h.hexdigest()[:32] + SUFFIX
 
 
 def _digest(arrays: Sequence[np.ndarray]) -> str:
@@ -121,8 +127,9 @@ def load(folder: str | os.PathLike, key: str, runtime: Runtime, check: list[Any]
     """The kernel saved under ``key``, loaded on ``runtime`` and checked on ``check`` (the
     kernel's arguments for the fixed check batch); ``None`` when there is none, or it does
     not load, run, or give the results it gave when it was saved."""
+    path = Path(folder) / key
     try:
-        data = (Path(folder) / key).read_bytes()
+        data = path.read_bytes()
     except OSError:
         return None
     try:
@@ -134,7 +141,28 @@ def load(folder: str | os.PathLike, key: str, runtime: Runtime, check: list[Any]
         kernel = SavedKernel(runtime, runtime.load(payload), outputs)
     except Exception:  # another jaxlib, a damaged file: compile again
         return None
-    return kernel if kernel.agrees(check, meta["digest"]) else None
+    if not kernel.agrees(check, meta["digest"]):
+        return None
+    try:
+        os.utime(path)  # used now: kept by _prune
+    except OSError:
+        pass
+    return kernel
+
+
+def _prune(folder: Path, keep: str) -> None:
+    """Remove the saved kernels in ``folder`` unused for :data:`UNUSED_DAYS` days and
+    temporary files older than a day, except ``keep``; best effort."""
+    now = time.time()
+    for path in folder.iterdir():
+        if path.name == keep or not path.name.endswith((SUFFIX, ".tmp")):
+            continue
+        limit = UNUSED_DAYS if path.name.endswith(SUFFIX) else 1
+        try:
+            if now - path.stat().st_mtime > limit * 86400:
+                path.unlink()
+        except OSError:  # removed meanwhile by another run, or not ours to remove
+            pass
 
 
 def compile_to_save(lowered: Any) -> Any:
@@ -179,6 +207,8 @@ def save(
         with os.fdopen(fd, "wb") as fh:
             fh.write(_MAGIC + header.encode() + b"\n" + payload)
         os.replace(tmp, folder / key)
+        tmp = None
+        _prune(folder, keep=key)
         return copy
     except Exception:  # a cache is never worth failing a run for
         if tmp is not None:
