@@ -31,6 +31,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -38,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -126,18 +128,34 @@ def make_inputs(
     x = (np.repeat(rng.exponential(size=datasets), n) + rng.normal(size=n.sum())).astype(np.float32)
     ordered = pa.table({"dataset_id": ids, "x": x})
     if "sorted_parquet" in missing:
-        pq.write_table(ordered, paths["sorted_parquet"])
+        with _whole(paths["sorted_parquet"]) as tmp:
+            pq.write_table(ordered, tmp)
     if "sorted_csv" in missing:
-        pcsv.write_csv(ordered, paths["sorted_csv"])
+        with _whole(paths["sorted_csv"]) as tmp:
+            pcsv.write_csv(ordered, tmp)
     perm = rng.permutation(ids.size)
     shuffled = ordered.take(perm)
     del ordered
     if "shuffled_parquet" in missing:
-        pq.write_table(shuffled, paths["shuffled_parquet"])
+        with _whole(paths["shuffled_parquet"]) as tmp:
+            pq.write_table(shuffled, tmp)
     if "shuffled_csv" in missing:  # string ids "ds-<id>", made in Arrow (NumPy's take 48 B each)
         text = pc.binary_join_element_wise("ds-", shuffled["dataset_id"].cast(pa.string()), "")
-        pcsv.write_csv(shuffled.set_column(0, "dataset_id", text), paths["shuffled_csv"])
+        with _whole(paths["shuffled_csv"]) as tmp:
+            pcsv.write_csv(shuffled.set_column(0, "dataset_id", text), tmp)
     return paths
+
+
+@contextlib.contextmanager
+def _whole(path: Path) -> Iterator[str]:
+    """A temporary name beside ``path``, renamed to it once written: an interrupted run
+    leaves no partial input for the next run to take as made."""
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        yield str(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def command(contender: str, src: Path, out: Path) -> list[str]:
