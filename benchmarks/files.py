@@ -25,7 +25,10 @@ alone, nor less than their CPU seconds together over the cores: the script print
 
 Run::
 
-    python benchmarks/files.py --datasets 1000000 --reps 3
+    python benchmarks/files.py --datasets 1000000 --reps 3 --plot files.png
+
+``--plot`` draws each contender's wall time and peak RSS as a multiple of the DuckDB query's,
+per input, against issue 11's 1.5× (``benchmarks/files-1e6.png`` is the 22:24 UTC run).
 """
 
 from __future__ import annotations
@@ -201,13 +204,18 @@ def main() -> None:
     p.add_argument("--contenders", default=",".join(CONTENDERS))
     p.add_argument("--dir", default=None, help="where the inputs are kept (default: a temp dir)")
     p.add_argument("--json", default=None, help="also write the measurements here")
+    p.add_argument(
+        "--plot", default=None, help="also draw wall time and peak RSS against the query (PNG)"
+    )
     args = p.parse_args()
     low, high = (int(v) for v in args.sizes.split(":"))
     base = Path(args.dir or Path(os.environ.get("TMPDIR", "/tmp")) / "jaxvi-files-bench")
     folder = base / f"{args.datasets}-{low}-{high}"
     inputs = args.inputs.split(",")
-    paths = make_inputs(folder, args.datasets, (low, high), inputs)
     contenders = [c for c in args.contenders.split(",") if c != "polars" or _has("polars")]
+    if args.plot and "duckdb" not in contenders:
+        p.error("--plot draws ratios to the DuckDB query: keep duckdb in --contenders")
+    paths = make_inputs(folder, args.datasets, (low, high), inputs)
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(folder / "xla-cache"))
     env.pop("XLA_FLAGS", None)
     times: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
@@ -271,6 +279,9 @@ def main() -> None:
                     f"{floor:.2f} s = {floor / peer[0]:.2f}× the query's wall time (the longer "
                     f"of the two alone, and their CPU seconds over {cores} cores)"
                 )
+    if args.plot:
+        title = f"{args.datasets:,} datasets of {low}-{high} points, {cores} cores"
+        plot(rows, inputs, [c for c in contenders if c != "kernel"], title, Path(args.plot))
     if args.json:
         record = [
             {"input": n, "contender": w, "wall_s": v[0], "peak_rss_mb": v[1], "cpu_s": v[2],
@@ -278,6 +289,30 @@ def main() -> None:
             for (n, w), v in rows.items()
         ]  # fmt: skip
         Path(args.json).write_text(json.dumps(record, indent=1))
+
+
+def plot(rows: dict, inputs: list[str], contenders: list[str], title: str, path: Path) -> None:
+    """Each contender's wall time and peak RSS as a multiple of the DuckDB query's, per input,
+    with issue 11's 1.5× target: where the table's ratios are, at a glance."""
+    from jaxvi._tables.plots import new_figure, save_png
+
+    fig = new_figure((10, 4))
+    axes = fig.subplots(1, 2, sharey=True)
+    width = 0.8 / max(len(contenders), 1)
+    at = np.arange(len(inputs))
+    for ax, k, what in zip(axes, (0, 1), ("wall time", "peak RSS"), strict=True):
+        for j, who in enumerate(contenders):
+            ratios = [rows[(n, who)][k] / rows[(n, "duckdb")][k] for n in inputs]
+            bars = ax.bar(at + (j - (len(contenders) - 1) / 2) * width, ratios, width, label=who)
+            ax.bar_label(bars, fmt="%.2f", fontsize=7)
+        ax.axhline(1.5, color="k", ls="--", lw=1, label="target 1.5×")
+        ax.set_xticks(at, [n.replace("_", "\n") for n in inputs], fontsize=8)
+        ax.set_title(f"{what} / the DuckDB query's")
+    axes[0].set_ylabel("× the DuckDB query")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title)
+    save_png(fig, path)
+    print(f"wrote {path}")
 
 
 def _has(module: str) -> bool:

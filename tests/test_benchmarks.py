@@ -64,9 +64,12 @@ SCRIPTS = [
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s[0] for s in SCRIPTS])
 def test_benchmark_scripts_run_at_a_tiny_scale(script, tmp_path):
     """The scripts RESULTS.md quotes still run and print their table (no timing asserted)."""
-    extra = ("--dir", str(tmp_path)) if script[0] == "files.py" else ()
+    picture = tmp_path / "files.png"
+    extra = ("--dir", str(tmp_path), "--plot", str(picture)) if script[0] == "files.py" else ()
     proc = _run_python(str(ROOT / "benchmarks" / script[0]), *script[1:], *extra, timeout=300)
     assert "|" in proc.stdout or "{" in proc.stdout, proc.stdout[-2000:]
+    if extra:
+        assert picture.read_bytes().startswith(b"\x89PNG")
 
 
 def test_numpy_peer_empty_datasets_give_the_prior():
