@@ -62,8 +62,9 @@ from jaxvi._fit.native_stats import native_chunks, native_stats
 from jaxvi._fit.plan import ChunkPlan, chunks, ladder
 from jaxvi._fit.validate import as_flat_or_stats, check_finite_values, check_param
 from jaxvi._model.dtypes import compute_dtype
+from jaxvi._model.shift import rebase
 from jaxvi._model.solve import Solution, solve
-from jaxvi._model.statistics import SuffStats, rebase
+from jaxvi._model.statistics import SuffStats
 from jaxvi._progress import progress_bar
 from jaxvi._stats import native
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from jaxvi._fit.buckets import Flat, aligned_stats
-from jaxvi._model.statistics import rebase
+from jaxvi._model.shift import rebase
 from jaxvi._stats import native
 
 __all__ = ["native_chunks", "native_stats"]

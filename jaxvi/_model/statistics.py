@@ -15,9 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxvi._model.shift import rebase
-
-__all__ = ["SuffStats", "rebase"]
+__all__ = ["SuffStats"]
 
 
 class SuffStats(NamedTuple):

@@ -143,10 +143,10 @@ class TableFit:
         return pa.record_batch([batch.ids, *cols], names=list(RESULT_COLUMNS))
 
     def _estimate(self, stats: list[StatsBatch]) -> float:
+        from jaxvi._model.shift import rebase
         from jaxvi._model.statistics import SuffStats
 
         assert self.estimate is not None
-        from jaxvi._model.statistics import rebase
 
         n, sum_x, sum_x2, shift = (
             np.concatenate([getattr(b, f) for b in stats]) for f in SuffStats._fields
