@@ -34,7 +34,6 @@ per input, against issue 11's 1.5× (``benchmarks/files-1e6.png`` is the 22:24 U
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -42,7 +41,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +113,8 @@ def make_inputs(
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
+    from jaxvi._tables.files import atomic_path  # an interrupted run leaves no partial input
+
     folder.mkdir(parents=True, exist_ok=True)
     paths = {
         "sorted_parquet": folder / "sorted.parquet",
@@ -131,34 +131,22 @@ def make_inputs(
     x = (np.repeat(rng.exponential(size=datasets), n) + rng.normal(size=n.sum())).astype(np.float32)
     ordered = pa.table({"dataset_id": ids, "x": x})
     if "sorted_parquet" in missing:
-        with _whole(paths["sorted_parquet"]) as tmp:
+        with atomic_path(paths["sorted_parquet"]) as tmp:
             pq.write_table(ordered, tmp)
     if "sorted_csv" in missing:
-        with _whole(paths["sorted_csv"]) as tmp:
-            pcsv.write_csv(ordered, tmp)
+        with atomic_path(paths["sorted_csv"]) as tmp:
+            pcsv.write_csv(ordered, str(tmp))
     perm = rng.permutation(ids.size)
     shuffled = ordered.take(perm)
     del ordered
     if "shuffled_parquet" in missing:
-        with _whole(paths["shuffled_parquet"]) as tmp:
+        with atomic_path(paths["shuffled_parquet"]) as tmp:
             pq.write_table(shuffled, tmp)
     if "shuffled_csv" in missing:  # string ids "ds-<id>", made in Arrow (NumPy's take 48 B each)
         text = pc.binary_join_element_wise("ds-", shuffled["dataset_id"].cast(pa.string()), "")
-        with _whole(paths["shuffled_csv"]) as tmp:
-            pcsv.write_csv(shuffled.set_column(0, "dataset_id", text), tmp)
+        with atomic_path(paths["shuffled_csv"]) as tmp:
+            pcsv.write_csv(shuffled.set_column(0, "dataset_id", text), str(tmp))
     return paths
-
-
-@contextlib.contextmanager
-def _whole(path: Path) -> Iterator[str]:
-    """A temporary name beside ``path``, renamed to it once written: an interrupted run
-    leaves no partial input for the next run to take as made."""
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        yield str(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def command(contender: str, src: Path, out: Path) -> list[str]:
