@@ -199,6 +199,23 @@ def test_saving_a_kernel_removes_those_unused_for_a_month(study):
     assert left - {p.name for p in _kernels(cache)} == {".writing.tmp", "notes.txt"}
 
 
+def test_with_no_kernel_saved_the_command_makes_no_client_of_its_own(tmp_path, monkeypatch):
+    # A first run goes to JAX anyway: making jaxlib's CPU client first would only cost time.
+    from jaxvi._tables import xla_runtime
+    from jaxvi._tables.kernel import KernelShape, load_saved
+
+    def no_client(*args, **kwargs):
+        raise AssertionError("a client was made")
+
+    monkeypatch.setattr(xla_runtime, "Runtime", no_client)
+    shape = KernelShape(64, np.dtype(np.float32))
+    assert load_saved(shape, tmp_path / "missing") is False
+    assert load_saved(shape, tmp_path) is False
+    (tmp_path / ("other" + saved_kernel.SUFFIX)).write_bytes(b"x")  # some kernel is saved
+    with pytest.raises(AssertionError, match="a client was made"):
+        load_saved(shape, tmp_path)
+
+
 def test_lam_estimate_uses_the_saved_kernel_through_jax(study):
     # λ̂ needs JAX's estimator, so that run imports JAX, and loads the same file through
     # JAX's client.

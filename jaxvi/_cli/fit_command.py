@@ -86,7 +86,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     for name in ("lam", "sigma"):
         if getattr(args, f"{name}_column") is not None and getattr(args, name) is not None:
             raise ValueError(f"give --{name} or --{name}-column, not both")
-    # The kernel loads (0.2 s; 1-2 s with JAX) in a second thread while DuckDB runs the
+    # The kernel loads (0.3-0.5 s; 1-2 s with JAX) in a second thread while DuckDB runs the
     # query in this one. λ̂ needs JAX's estimator, so --lam estimate imports JAX here.
     failed: list[BaseException] = []
 
