@@ -21,6 +21,19 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 X64 = bool(jax.config.jax_enable_x64)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_cache_in_the_users_home(tmp_path_factory):
+    """An in-process ``jaxvi fit`` keeps its kernels in the command's cache folder: this
+    session's own, not the user's ``~/.cache/jaxvi``."""
+    before = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("command_cache"))
+    yield
+    if before is None:
+        os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+    else:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = before
+
+
 def pytest_collection_modifyitems(config, items):
     skip64 = pytest.mark.skip(reason="float64: runs in its own process (tests/test_float64.py)")
     for item in items:

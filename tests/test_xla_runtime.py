@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvi._tables.saved_kernel import compile_to_save
 from jaxvi._tables.xla_runtime import Runtime, parameters, serialize
 
 
@@ -19,7 +20,10 @@ def test_a_serialized_executable_runs_as_jax_runs_it():
     a = rng.normal(size=1000).astype(np.float32)
     b = rng.normal(size=1000).astype(np.float32)
     s = np.float32(1.5)
-    compiled = f.lower(a, b, s).compile()
+    # As the command compiles what it saves: not from JAX's persistent cache, which an
+    # in-process `jaxvi fit` of another test may have turned on (a CPU executable loaded from
+    # it serializes without its fusions' code).
+    compiled = compile_to_save(f.lower(a, b, s))
     want = [np.asarray(r) for r in compiled(a, b, s)]
 
     runtime = Runtime(jax.devices("cpu")[0].client)
