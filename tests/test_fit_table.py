@@ -239,6 +239,16 @@ def test_float64_matches_fit_including_far_means(mean):
         )
 
 
+@pytest.mark.float64
+def test_sums_that_overflow_from_finite_values_are_no_error_and_keep_their_sign():
+    # DuckDB's var_pop gives -inf for these two values; Σ(x − x̄)² is +inf, so the ELBO and
+    # the evidence are -inf, not +inf.
+    table = pa.table({"dataset_id": [1, 1, 2], "x": [1e308, -1e308, 1.0]})
+    res = fit_table(table, lam=LAM, sigma=SIGMA, dtype=np.float64)
+    assert res["elbo"][0].as_py() == res["log_evidence"][0].as_py() == -np.inf
+    np.testing.assert_allclose(res["elbo"][1].as_py(), _fit_rows([np.ones(1)]).elbo[0])
+
+
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**16), cuts=st.lists(st.integers(1, 400), min_size=0, max_size=4))
 def test_row_order_and_files_change_nothing_but_rounding(tmp_path_factory, seed, cuts):
@@ -301,6 +311,11 @@ BAD = {
         pa.table({"dataset_id": [3, 7], "x": [1.0, float("-inf")]}),
         {},
         "dataset 7 has a non-finite x = -inf",
+    ),
+    "several_non_finite": (
+        pa.table({"dataset_id": ["a", "b", "b", "b"], "x": [1.0, float("nan"), 2.0, float("inf")]}),
+        {},
+        "dataset 'b' has 2 non-finite x values (the first: nan)",
     ),
     "missing_value": (
         pa.table({"dataset_id": [3, 3, 4], "x": [1.0, None, 2.0]}),

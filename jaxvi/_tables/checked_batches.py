@@ -2,10 +2,10 @@
 
 Each Arrow batch of the group-by (:mod:`jaxvi._tables.statistics` plans it) becomes a
 :class:`StatsBatch` of NumPy columns after its checks, every one naming the dataset by its id:
-counts, non-finite values (found again in the table to show the value), λ and σ that vary
-within a dataset or are not positive, and the sums of a statistics table. A CSV column typed
-as a number from DuckDB's sample, with text further down, is read again as text to name the
-dataset. Nothing here imports JAX.
+counts, non-finite values (counted, and the first shown, by a lookup in the table), λ and σ
+that vary within a dataset or are not positive, and the sums of a statistics table. A CSV
+column typed as a number from DuckDB's sample, with text further down, is read again as text
+to name the dataset. Nothing here imports JAX.
 """
 
 from __future__ import annotations
@@ -144,17 +144,23 @@ def _check_stats(
     )
 
 
-def _bad_value(con: Any, layout: Layout, dataset: Any) -> Any:
-    """The first missing or non-finite value of ``dataset``; ``None`` if it has none (its
+def _first_non_finite(
+    con: Any, layout: Layout, ids: Any, suspect: np.ndarray
+) -> tuple[int, int, float] | None:
+    """Of the ``suspect`` datasets (index into ``ids``), the first with a NaN or inf value: its
+    index, how many such values it has, and the first of them. ``None`` if none has any (their
     sums overflowed from finite values)."""
     x = as_double(layout.x or "")
     src = layout.source
     sql = src.sql(
-        f"SELECT {x} FROM {{src}} WHERE {quote(layout.id)} = $id AND ({x} IS NULL OR NOT "
-        f"isfinite({x})) LIMIT 1"
+        f"SELECT count(*), first({x}) FROM {{src}} WHERE {quote(layout.id)} = $id AND NOT "
+        f"isfinite({x})"
     )
-    row = run_sql(con, sql, {**src.params, "id": dataset}, src.label).fetchone()
-    return None if row is None else row[0]
+    for i in map(int, suspect):
+        count, value = run_sql(con, sql, {**src.params, "id": ids[i].as_py()}, src.label).fetchone()
+        if count:
+            return i, count, value
+    return None
 
 
 def _long_batch(con: Any, layout: Layout, batch: Any) -> StatsBatch:
@@ -165,16 +171,20 @@ def _long_batch(con: Any, layout: Layout, batch: Any) -> StatsBatch:
     shift, sum_x2 = _floats(batch, "shift"), _floats(batch, "sum_x2")
     x = layout.x or ""
     p.add(n < rows, lambda i: p.missing(i, x))
-    # A NaN or inf makes its dataset's mean or spread non-finite: the values are looked at
-    # only then. Sums that overflowed from finite values are no error (their row is inf/NaN).
+    # A NaN or inf makes its dataset's mean or spread non-finite: the values are counted, and
+    # the first shown, only then. Sums that overflowed from finite values are no error.
     suspect = np.flatnonzero(~(np.isfinite(shift) & np.isfinite(sum_x2)) & (n == rows))
-    for i in suspect:
-        value = _bad_value(con, layout, ids[int(i)].as_py())
-        if value is not None:
-            bad = np.zeros(len(n), bool)
-            bad[i] = True
-            p.add(bad, partial(_says, p, f"has a non-finite {x} =", np.full(len(n), value)))
-            break
+    found = _first_non_finite(con, layout, ids, suspect)
+    if found is not None:
+        i, count, value = found
+        words = f"a non-finite {x} = {show(value)}"
+        if count > 1:
+            words = f"{count} non-finite {x} values (the first: {show(value)})"
+        message = f"{p.dataset(i)} has {words}"
+        p.add(np.arange(len(n)) == i, lambda _: message)
+    # Finite values so large that Σ(x − x̄)² overflows come out of Welford's update as −inf
+    # or NaN; the sum is +inf, which fits them with an ELBO of −inf.
+    sum_x2 = np.where(sum_x2 >= 0, sum_x2, np.inf)
     lam = _param(batch, layout.lam, p, True) if layout.lam else None
     sigma = _param(batch, layout.sigma, p, True) if layout.sigma else None
     p.raise_first(layout.label)
