@@ -28,7 +28,8 @@ Run::
     python benchmarks/files.py --datasets 1000000 --reps 3 --plot files.png
 
 ``--plot`` draws each contender's wall time and peak RSS as a multiple of the DuckDB query's,
-per input, against issue 11's 1.5× (``benchmarks/files-1e6.png`` is the 22:24 UTC run).
+per input, against issue 11's 1.5× (``benchmarks/files-1e6.png`` is the run of 2026-12-07,
+00:04 UTC).
 """
 
 from __future__ import annotations
