@@ -7,7 +7,9 @@ or their statistics; bad input must fail with one line naming the dataset.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import time
 
 import duckdb
 import jax
@@ -538,3 +540,27 @@ def test_connections_are_closed_after_bad_input_and_after_reading_back(tmp_path,
     for con in opened:
         with pytest.raises(duckdb.ConnectionException):
             con.execute("SELECT 1")
+
+
+@pytest.mark.parametrize("error", [None, ValueError])
+def test_the_reading_bar_ends_full_once_the_query_is_done(error):
+    # DuckDB's estimate of its progress can stop short of 100% (33% on a shuffled CSV, measured)
+    # when the group-by hands out its first statistics: the input has then been read whole.
+    # After an error the bar stays where the query stopped.
+    pytest.importorskip("tqdm")
+    from jaxvi._tables.fit_table import _QueryProgress
+
+    class StoppedAtAThird:
+        def execute(self, sql):
+            pass
+
+        def query_progress(self):
+            return 33.3
+
+    progress = _QueryProgress(StoppedAtAThird(), True, "data.csv")
+    with contextlib.suppress(ValueError), progress:
+        while progress.bar.n == 0:
+            time.sleep(0.05)
+        if error is not None:
+            raise error("bad input")
+    assert progress.bar.n == pytest.approx(33.3 if error else 100.0)

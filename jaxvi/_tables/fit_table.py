@@ -326,8 +326,10 @@ class _QueryProgress:
             if done >= 0:
                 self.bar.update(max(0.0, round(done, 1) - self.bar.n))
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self.done.set()
         if self.drawn:
             self.thread.join()
+        if exc_type is None:  # the first statistics are out: the input has been read whole
+            self.bar.update(100 - self.bar.n)  # (DuckDB's estimate can stop short, e.g. 33%)
         self.bar.close()
