@@ -70,6 +70,8 @@ def test_benchmark_scripts_run_at_a_tiny_scale(script, tmp_path):
     assert "|" in proc.stdout or "{" in proc.stdout, proc.stdout[-2000:]
     if extra:
         assert picture.read_bytes().startswith(b"\x89PNG")
+        assert "× the query's wall time" in proc.stdout  # the floors the README quotes
+        assert "× the query's peak RSS" in proc.stdout
 
 
 def test_numpy_peer_empty_datasets_give_the_prior():
