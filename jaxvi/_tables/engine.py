@@ -133,6 +133,12 @@ def duckdb_error(err: BaseException, label: str) -> EngineError:
         )
     if "magic bytes" in head or "parquet" in head.lower():
         return EngineError(f"{where}: not a readable Parquet file ({head})")
+    # DuckDB spills past its limit, but cannot go below the blocks it works in.
+    if isinstance(err, getattr(_duckdb(), "OutOfMemoryException", ())):
+        return EngineError(
+            f"{label}: DuckDB ran out of memory ({head}); raise its memory limit "
+            "(--memory-limit, memory_limit=) or free memory"
+        )
     return EngineError(f"{label}: {head}")
 
 
