@@ -373,7 +373,7 @@ BAD = {
     "memory_limit_too_small": (
         pa.table({"dataset_id": [1, 2], "x": [1.0, 2.0]}),
         {"memory_limit": "1KB"},
-        "DuckDB ran out of memory (could not allocate block of size",
+        "DuckDB ran out of memory (",
     ),
     "threads_zero": (
         pa.table({"dataset_id": [1], "x": [1.0]}),
