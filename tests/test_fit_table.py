@@ -564,7 +564,8 @@ def test_the_reading_bar_ends_full_once_the_query_is_done(error):
 
     progress = _QueryProgress(StoppedAtAThird(), True, "data.csv")
     with contextlib.suppress(ValueError), progress:
-        while progress.bar.n == 0:
+        deadline = time.monotonic() + 30
+        while progress.bar.n == 0 and time.monotonic() < deadline:  # the first poll (0.2 s)
             time.sleep(0.05)
         if error is not None:
             raise error("bad input")
