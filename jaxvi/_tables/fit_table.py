@@ -250,7 +250,8 @@ def fit_table(
         batch_size: datasets per batch out of DuckDB and per kernel call.
         memory_limit: DuckDB's memory limit, such as ``"2GB"``; larger group-bys spill.
         threads: DuckDB's threads; all cores when ``None``.
-        progress: draw a progress bar (datasets solved) on stderr, when tqdm is installed.
+        progress: draw progress bars on stderr, when tqdm is installed: DuckDB's reading of
+            the input, then the datasets solved.
 
     Returns:
         A ``pyarrow.Table`` with columns ``dataset_id, n, b, theta, elbo, grad,
