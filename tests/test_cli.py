@@ -456,6 +456,11 @@ def test_help_is_complete():
         text = sub.choices[name].format_help()
         for option in options:
             assert option in text, (name, option)
+    # The help states fit_table's batch size (written out, so that --help imports no NumPy).
+    from jaxvi._tables.fit_table import BATCH_SIZE
+
+    batch = next(a for a in sub.choices["fit"]._actions if a.dest == "batch_size")
+    assert batch.help.endswith(f"(default: {BATCH_SIZE})")
 
 
 @pytest.mark.parametrize(
