@@ -202,7 +202,12 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3, help="rounds; the first only warms caches")
     p.add_argument("--inputs", default=",".join(INPUTS))
     p.add_argument("--contenders", default=",".join(CONTENDERS))
-    p.add_argument("--dir", default=None, help="where the inputs are kept (default: a temp dir)")
+    p.add_argument(
+        "--dir",
+        default=None,
+        help="the folder under which the inputs are kept, in DIR/DATASETS-LOW-HIGH (default: "
+        "$TMPDIR/jaxvi-files-bench)",
+    )
     p.add_argument("--json", default=None, help="also write the measurements here")
     p.add_argument(
         "--plot", default=None, help="also draw wall time and peak RSS against the query (PNG)"
