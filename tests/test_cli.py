@@ -320,6 +320,12 @@ BAD_INPUTS = {
     ),
     "empty_file": ("", "in.csv", [], "in.csv: file is empty"),
     "lam_zero": ("dataset_id,x\n1,2.0\n", "in.csv", ["--lam", "0"], "argument --lam: must be"),
+    "memory_limit_too_small": (
+        "dataset_id,x\n1,2.0\n",
+        "in.csv",
+        ["--memory-limit", "1KB"],
+        "in.csv: DuckDB ran out of memory (",
+    ),
 }
 
 
