@@ -251,6 +251,27 @@ def test_sums_that_overflow_from_finite_values_are_no_error_and_keep_their_sign(
     np.testing.assert_allclose(res["elbo"][1].as_py(), _fit_rows([np.ones(1)]).elbo[0])
 
 
+@pytest.mark.float64
+def test_a_nan_after_datasets_whose_sums_overflowed_is_found_in_one_lookup(monkeypatch):
+    # Datasets 1 and 2 overflow from finite values (no error) and look like NaN's until their
+    # values are seen; dataset 3 holds a NaN. One query looks at all three.
+    from jaxvi._tables import checked_batches
+
+    run_sql, lookups = checked_batches.run_sql, []
+
+    def counted(con, sql, params, label):
+        lookups.append("isfinite" in sql)
+        return run_sql(con, sql, params, label)
+
+    monkeypatch.setattr(checked_batches, "run_sql", counted)
+    table = pa.table(
+        {"dataset_id": [1, 1, 2, 2, 3, 3], "x": [1e308, -1e308, -1e308, 1e308, 1.0, np.nan]}
+    )
+    with pytest.raises(ValueError, match=r"dataset 3 has a non-finite x = nan$"):
+        fit_table(table, dtype=np.float64)
+    assert sum(lookups) == 1
+
+
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**16), cuts=st.lists(st.integers(1, 400), min_size=0, max_size=4))
 def test_row_order_and_files_change_nothing_but_rounding(tmp_path_factory, seed, cuts):

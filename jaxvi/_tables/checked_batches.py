@@ -149,18 +149,21 @@ def _first_non_finite(
 ) -> tuple[int, int, float] | None:
     """Of the ``suspect`` datasets (index into ``ids``), the first with a NaN or inf value: its
     index, how many such values it has, and the first of them. ``None`` if none has any (their
-    sums overflowed from finite values)."""
-    x = as_double(layout.x or "")
+    sums overflowed from finite values). One scan of the table, however many are suspect."""
+    if not len(suspect):
+        return None
+    x, id_ = as_double(layout.x or ""), quote(layout.id)
     src = layout.source
     sql = src.sql(
-        f"SELECT count(*), first({x}) FROM {{src}} WHERE {quote(layout.id)} = $id AND NOT "
-        f"isfinite({x})"
+        f"SELECT {id_}, count(*), first({x}) FROM {{src}} WHERE list_contains($ids, {id_}) "
+        f"AND NOT isfinite({x}) GROUP BY 1"
     )
-    for i in map(int, suspect):
-        count, value = run_sql(con, sql, {**src.params, "id": ids[i].as_py()}, src.label).fetchone()
-        if count:
-            return i, count, value
-    return None
+    index = {ids[i].as_py(): i for i in map(int, suspect)}
+    found = run_sql(con, sql, {**src.params, "ids": list(index)}, src.label).fetchall()
+    if not found:
+        return None
+    dataset, count, value = min(found, key=lambda row: index[row[0]])
+    return index[dataset], count, value
 
 
 def _long_batch(con: Any, layout: Layout, batch: Any) -> StatsBatch:
