@@ -286,10 +286,10 @@ def test_row_order_and_files_change_nothing_but_rounding(tmp_path_factory, seed,
 
 
 def test_spills_to_disk_below_the_group_by_state(tmp_path):
-    # 200,000 datasets in random order: DuckDB's group-by state (ids, counts, means, Welford
+    # 300,000 datasets in random order: DuckDB's group-by state (ids, counts, means, Welford
     # sums) and the sort need more than 30 MB. The query spills instead of failing, and
     # gives every dataset; forbidden to spill, the same query runs out of memory.
-    num = 200_000
+    num = 300_000
     rng = np.random.default_rng(6)
     ids = rng.permutation(np.repeat(np.arange(num), 2))
     x = rng.normal(size=ids.size).astype(np.float32)

