@@ -26,7 +26,9 @@ It prints a floor of memory too. A process that loads the kernel while the query
 both at once, and one whose statistics leave DuckDB as Arrow batches (as issue 11 asks) has
 imported pyarrow: its peak RSS is at least the query's, plus what a process that has imported
 DuckDB and pyarrow and loaded the kernel holds beyond one that has only imported DuckDB (both
-measured, once per round). Both floors are drawn on the plot.
+measured, once per round). Both floors are drawn on the plot. They are floors for a process
+that runs the query as the peer does, one group-by over the whole input: jaxvi reads Parquet
+sorted by id a range of ids at a time, whose queries hold less, and can peak below.
 
 Run::
 
@@ -290,7 +292,7 @@ def main() -> None:
                 )
                 held = memory_floor(rows, name)
                 print(
-                    f"{name}: one holding the query's memory and the kernel's at once peaks at "
+                    f"{name}: one holding this query's memory and the kernel's at once peaks at "
                     f"{held:.0f} MB or more = {held / peer[1]:.2f}× the query's peak RSS "
                     f"({peer[1]:.0f} + {loaded:.0f} - {imported:.0f} MB)"
                 )
@@ -347,7 +349,7 @@ def plot(
                 wall_floor(rows, n, cores) if k == 0 else memory_floor(rows, n) for n in inputs
             ]
             levels = [f / rows[(n, "duckdb")][k] for f, n in zip(floors, inputs, strict=True)]
-            label = "jaxvi's floor: the query's work and the kernel's in one process"
+            label = "floor: the query's work and the kernel's in one process"
             mine = at + (contenders.index("jaxvi") - (len(contenders) - 1) / 2) * width
             ax.hlines(levels, mine - 0.7 * width, mine + 0.7 * width, colors="k", lw=2, zorder=3,
                       label=label)  # fmt: skip

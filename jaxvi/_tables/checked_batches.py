@@ -26,7 +26,7 @@ from jaxvi._tables.statistics import (
     as_double,
     first_text,
     show,
-    statistics_sql,
+    statistics_queries,
 )
 
 __all__ = ["StatsBatch", "statistics_batches"]
@@ -209,7 +209,8 @@ def statistics_batches(con: Any, layout: Layout, rows: int) -> Iterator[StatsBat
     """The statistics of every dataset, sorted by id, in batches of at most ``rows``.
 
     Only a batch at a time leaves DuckDB, so memory is bounded however many datasets there
-    are; DuckDB spills its group-by and sort to disk past its memory limit. Each batch is
+    are; DuckDB spills its group-by and sort to disk past its memory limit, and reads Parquet
+    sorted by id a range of ids at a time (:attr:`Layout.ranges`). Each batch is
     checked before it is yielded.
 
     Raises:
@@ -221,7 +222,7 @@ def statistics_batches(con: Any, layout: Layout, rows: int) -> Iterator[StatsBat
     seen = 0
     side = src.side_connection(con)  # for lookups while the statistics stream out of con
     try:
-        for batch in arrow_batches(con, statistics_sql(layout), src.params, src.label, rows):
+        for batch in arrow_batches(con, statistics_queries(layout), src.label, rows):
             if batch.column(0).null_count:
                 where = src.where_in_files(side, f"{quote(layout.id)} IS NULL", {}, layout.id)
                 raise ValueError(f"{src.label}: column {layout.id!r} has a missing id{where}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 __all__ = [
@@ -167,24 +167,26 @@ def arrow_table(con: Any, sql: str, params: Mapping[str, Any] | None, label: str
 
 
 def arrow_batches(
-    con: Any, sql: str, params: Mapping[str, Any] | None, label: str, rows: int
+    con: Any, queries: Iterable[tuple[str, Mapping[str, Any]]], label: str, rows: int
 ) -> Iterator[Any]:
-    """The result of ``sql`` as Arrow record batches of exactly ``rows`` rows (the last may
-    hold fewer), streamed: DuckDB hands over a vector of rows at a time, and only about one
-    batch is held here. Errors while the query runs are translated too."""
+    """The results of ``queries`` (SQL and its parameters), one after the other, as Arrow
+    record batches of exactly ``rows`` rows (the last may hold fewer), streamed: DuckDB hands
+    over a vector of rows at a time, and only about one batch is held here. Errors while a
+    query runs are translated too."""
     pa = require("pyarrow")
     duckdb = _duckdb()
     pending: list[Any] = []
     count = 0
     try:
-        for part in con.sql(sql, params=dict(params or {})).to_arrow_reader(rows):
-            pending.append(part)
-            count += part.num_rows
-            while count >= rows:
-                table = pa.Table.from_batches(pending)
-                yield from table.slice(0, rows).combine_chunks().to_batches()
-                rest = table.slice(rows)
-                pending, count = rest.to_batches(), rest.num_rows
+        for sql, params in queries:
+            for part in con.sql(sql, params=dict(params)).to_arrow_reader(rows):
+                pending.append(part)
+                count += part.num_rows
+                while count >= rows:
+                    table = pa.Table.from_batches(pending)
+                    yield from table.slice(0, rows).combine_chunks().to_batches()
+                    rest = table.slice(rows)
+                    pending, count = rest.to_batches(), rest.num_rows
     except duckdb.Error as err:
         raise duckdb_error(err, label) from None
     if count:

@@ -1,10 +1,11 @@
 """``fit_table``: every dataset of a file, a glob, a folder or a DataFrame, solved.
 
 DuckDB turns the table into per-dataset statistics with one group-by
-(:mod:`jaxvi._tables.statistics`); they leave it in Arrow record batches of bounded size, and
+(:mod:`jaxvi._tables.statistics`), or one per range of ids for Parquet sorted by id
+(:mod:`jaxvi._tables.id_ranges`); they leave it in Arrow record batches of bounded size, and
 each batch is solved by one jitted kernel (:mod:`jaxvi._tables.kernel`) and handed on at once.
-Memory stays bounded however many datasets there are, and DuckDB spills to disk past its
-memory limit.
+Memory stays bounded however many datasets there are: DuckDB spills to disk past its memory
+limit, and a sorted input never holds more than a range's datasets.
 
 This module imports JAX only when the first batch is solved, so the ``jaxvi`` command starts
 the query while its kernel loads; and not at all when the command has loaded its saved kernel
@@ -17,7 +18,7 @@ import itertools
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -109,15 +110,17 @@ class TableFit:
     ) -> Iterator[Any]:
         """Arrow record batches of results (:data:`~jaxvi._tables.kernel.RESULT_COLUMNS`),
         sorted by id. ``progress`` draws bars on stderr: DuckDB's progress through the input,
-        then the datasets solved. ``before_solve`` is called once, when the first statistics
-        have left DuckDB."""
+        then the datasets solved; or, for an input read by ranges of ids, one bar through its
+        rows. ``before_solve`` is called once, when the first statistics have left DuckDB."""
         stats: Any = statistics_batches(self.con, self.layout, self.batch_size)
-        with _QueryProgress(self.con, progress, self.label):
-            if self.estimate is not None:
-                stats = list(stats)  # λ̂ needs every dataset: O(D) statistics in memory
-            else:
-                stats = itertools.chain([next(stats)], stats)  # the query's blocking part
-        bar = progress_bar(progress, "datasets")
+        ranges = self.layout.ranges
+        if ranges is None:  # one query, which reads everything before its first statistics
+            with _QueryProgress(self.con, progress, self.label):
+                stats = self._start(stats)
+            bar = progress_bar(progress, "datasets")
+        else:  # a range of ids at a time: one bar through the input's rows
+            stats = self._start(stats)
+            bar = progress_bar(progress, "rows", ranges.rows, f"reading {self.label}")
         try:
             for k, batch in enumerate(stats):
                 if k == 0:
@@ -130,9 +133,16 @@ class TableFit:
                         self.lam_estimate = self._estimate(stats)
                 yield self._result_batch(batch)
                 self.num_datasets += len(batch)
-                bar.update(len(batch))
+                bar.update(len(batch) if ranges is None else int(batch.n.sum()))
         finally:
             bar.close()
+
+    def _start(self, stats: Iterator[StatsBatch]) -> Iterable[StatsBatch]:
+        """``stats`` with its first batch read (the query's blocking part), or all of them
+        when λ is estimated (λ̂ needs every dataset: O(D) statistics in memory)."""
+        if self.estimate is not None:
+            return list(stats)
+        return itertools.chain([next(stats)], stats)
 
     def _result_batch(self, batch: StatsBatch) -> Any:
         import pyarrow as pa
@@ -251,7 +261,8 @@ def fit_table(
         memory_limit: DuckDB's memory limit, such as ``"2GB"``; larger group-bys spill.
         threads: DuckDB's threads; all cores when ``None``.
         progress: draw progress bars on stderr, when tqdm is installed: DuckDB's reading of
-            the input, then the datasets solved.
+            the input, then the datasets solved (for Parquet sorted by id, read by ranges of
+            ids, one bar through its rows).
 
     Returns:
         A ``pyarrow.Table`` with columns ``dataset_id, n, b, theta, elbo, grad,

@@ -1,9 +1,11 @@
-"""Tables → statistics: one DuckDB group-by per input, checked as it streams out.
+"""Tables → statistics: one DuckDB group-by per input (or per range of ids), checked as it
+streams out.
 
 A *long* table has one row per observation: an id column and a value column, rows in any
-order, a dataset's rows possibly spread over many files. One query groups it by id and
-returns, per dataset and sorted by id, ``n``, a shift (the mean) and the shifted sums in
-DOUBLE, by stable methods: the mean by a compensated (Kahan) sum, ``Σ(x − x̄)²`` by Welford's
+order, a dataset's rows possibly spread over many files. One query groups it by id (Parquet
+sorted by id: one query per range of ids, :mod:`jaxvi._tables.id_ranges`) and returns, per
+dataset and sorted by id, ``n``, a shift (the mean) and the shifted sums in DOUBLE, by stable
+methods: the mean by a compensated (Kahan) sum, ``Σ(x − x̄)²`` by Welford's
 update (``var_pop``), whose relative error is about ``ε·|x̄|/sd`` (3e-12 at a mean 10⁶ sd from
 zero, where ``Σx² − (Σx)²/n`` is 56% off). ``Σ(x − x̄)`` is 0 by definition.
 
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from jaxvi._tables.engine import quote, run_sql
+from jaxvi._tables.id_ranges import IdRanges, id_ranges
 from jaxvi._tables.sources import Source
 
 __all__ = [
@@ -32,7 +35,7 @@ __all__ = [
     "first_text",
     "plan_statistics",
     "show",
-    "statistics_sql",
+    "statistics_queries",
 ]
 
 STATS_COLUMNS = ("n", "sum_x", "sum_x2")
@@ -79,6 +82,8 @@ class Layout:
         x: the value column of a long table; ``None`` for a statistics table.
         lam: the column of per-dataset λ, or ``None``.
         sigma: the column of per-dataset σ, or ``None``.
+        ranges: the ranges of ids a long Parquet input sorted by id is read by, one query
+            each; ``None``: one query reads it whole.
     """
 
     source: Source
@@ -86,6 +91,7 @@ class Layout:
     x: str | None
     lam: str | None = None
     sigma: str | None = None
+    ranges: IdRanges | None = None
 
     @property
     def label(self) -> str:
@@ -148,7 +154,9 @@ def plan_statistics(
 
     A table without the column ``x`` but with ``n``, ``sum_x`` and ``sum_x2`` is a statistics
     table. Ids must be integers or text. Values must be numbers: a CSV value column that
-    holds text is searched for the first value that is no number, and its dataset named.
+    holds text is searched for the first value that is no number, and its dataset named. A
+    long Parquet input whose files say it is sorted by an integer id is read by ranges of
+    ids (:mod:`jaxvi._tables.id_ranges`).
 
     Raises:
         ValueError: one line naming the input, the column and, where there is one, the
@@ -179,15 +187,34 @@ def plan_statistics(
             raise ValueError(
                 f"{src.label}: dataset {show(dup[0])} appears more than once in a statistics table"
             )
-    return Layout(src, id, None if stats else x, lam, sigma)
+    ranges = None if stats or kind not in _INTEGERS else id_ranges(con, src, id)
+    return Layout(src, id, None if stats else x, lam, sigma, ranges)
 
 
 def as_double(column: str) -> str:
     return f"CAST({quote(column)} AS DOUBLE)"
 
 
-def statistics_sql(layout: Layout) -> str:
-    """The one query: per-dataset statistics, sorted by id."""
+def statistics_queries(layout: Layout) -> list[tuple[str, dict[str, Any]]]:
+    """The queries of per-dataset statistics, and their parameters: one, or one per range of
+    ids (:attr:`Layout.ranges`). Each gives its datasets sorted by id, and the ranges come in
+    order."""
+    params = layout.source.params
+    if layout.ranges is None:
+        return [(_statistics_sql(layout), params)]
+    id_ = quote(layout.id)
+    queries = []
+    for low, high in layout.ranges.bounds():
+        bound = {"jaxvi_low": low, "jaxvi_high": high}
+        tests = {"jaxvi_low": ">=", "jaxvi_high": "<"}
+        bound = {k: v for k, v in bound.items() if v is not None}
+        where = " AND ".join(f"{id_} {tests[k]} ${k}" for k in bound)
+        queries.append((_statistics_sql(layout, f"WHERE {where}"), {**params, **bound}))
+    return queries
+
+
+def _statistics_sql(layout: Layout, where: str = "") -> str:
+    """The query of per-dataset statistics, sorted by id; ``where`` keeps some rows."""
     id_ = quote(layout.id)
     params = [p for p in (layout.lam, layout.sigma) if p]
     if layout.x is None:
@@ -209,5 +236,5 @@ def statistics_sql(layout: Layout) -> str:
         for agg in ("min", "max", "count"):
             cols.append(f"{agg}({as_double(p)}) AS {quote(agg + ':' + p)}")
     return layout.source.sql(
-        f"SELECT {id_} AS dataset_id, {', '.join(cols)} FROM {{src}} GROUP BY 1 ORDER BY 1"
+        f"SELECT {id_} AS dataset_id, {', '.join(cols)} FROM {{src}} {where} GROUP BY 1 ORDER BY 1"
     )
