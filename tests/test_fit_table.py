@@ -252,9 +252,10 @@ def test_sums_that_overflow_from_finite_values_are_no_error_and_keep_their_sign(
 
 
 @pytest.mark.float64
-def test_a_nan_after_datasets_whose_sums_overflowed_is_found_in_one_lookup(monkeypatch):
-    # Datasets 1 and 2 overflow from finite values (no error) and look like NaN's until their
-    # values are seen; dataset 3 holds a NaN. One query looks at all three.
+def test_only_a_dataset_with_a_nan_is_looked_up_not_those_whose_sums_overflowed(monkeypatch):
+    # Datasets 1 and 2 overflow from finite values (no error: their means and spreads are not
+    # finite, but the group-by counts no NaN or inf in them); dataset 3 holds a NaN, and only
+    # it is looked up, for the value its message shows.
     from jaxvi._tables import checked_batches
 
     run_sql, lookups = checked_batches.run_sql, []
@@ -269,6 +270,8 @@ def test_a_nan_after_datasets_whose_sums_overflowed_is_found_in_one_lookup(monke
     )
     with pytest.raises(ValueError, match=r"dataset 3 has a non-finite x = nan$"):
         fit_table(table, dtype=np.float64)
+    assert sum(lookups) == 1
+    assert fit_table(table.slice(0, 4), dtype=np.float64).num_rows == 2
     assert sum(lookups) == 1
 
 

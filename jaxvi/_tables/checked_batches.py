@@ -2,10 +2,10 @@
 
 Each Arrow batch of the group-by (:mod:`jaxvi._tables.statistics` plans it) becomes a
 :class:`StatsBatch` of NumPy columns after its checks, every one naming the dataset by its id:
-counts, non-finite values (counted, and the first shown, by a lookup in the table), λ and σ
-that vary within a dataset or are not positive, and the sums of a statistics table. A CSV
-column typed as a number from DuckDB's sample, with text further down, is read again as text
-to name the dataset. Nothing here imports JAX.
+counts, non-finite values (counted by the group-by; the first is shown by a lookup in the
+table), λ and σ that vary within a dataset or are not positive, and the sums of a statistics
+table. A CSV column typed as a number from DuckDB's sample, with text further down, is read
+again as text to name the dataset. Nothing here imports JAX.
 """
 
 from __future__ import annotations
@@ -144,26 +144,14 @@ def _check_stats(
     )
 
 
-def _first_non_finite(
-    con: Any, layout: Layout, ids: Any, suspect: np.ndarray
-) -> tuple[int, int, float] | None:
-    """Of the ``suspect`` datasets (index into ``ids``), the first with a NaN or inf value: its
-    index, how many such values it has, and the first of them. ``None`` if none has any (their
-    sums overflowed from finite values). One scan of the table, however many are suspect."""
-    if not len(suspect):
-        return None
+def _first_non_finite(con: Any, layout: Layout, dataset: Any) -> float:
+    """A NaN or inf value of ``dataset``, to show in its error message (one scan of the
+    table, on the error path only)."""
     x, id_ = as_double(layout.x or ""), quote(layout.id)
     src = layout.source
-    sql = src.sql(
-        f"SELECT {id_}, count(*), first({x}) FROM {{src}} WHERE list_contains($ids, {id_}) "
-        f"AND NOT isfinite({x}) GROUP BY 1"
-    )
-    index = {ids[i].as_py(): i for i in map(int, suspect)}
-    found = run_sql(con, sql, {**src.params, "ids": list(index)}, src.label).fetchall()
-    if not found:
-        return None
-    dataset, count, value = min(found, key=lambda row: index[row[0]])
-    return index[dataset], count, value
+    sql = src.sql(f"SELECT first({x}) FROM {{src}} WHERE {id_} = $id AND NOT isfinite({x})")
+    row = run_sql(con, sql, {**src.params, "id": dataset}, src.label).fetchone()
+    return float("nan") if row is None or row[0] is None else row[0]
 
 
 def _long_batch(con: Any, layout: Layout, batch: Any) -> StatsBatch:
@@ -174,17 +162,17 @@ def _long_batch(con: Any, layout: Layout, batch: Any) -> StatsBatch:
     shift, sum_x2 = _floats(batch, "shift"), _floats(batch, "sum_x2")
     x = layout.x or ""
     p.add(n < rows, lambda i: p.missing(i, x))
-    # A NaN or inf makes its dataset's mean or spread non-finite: the values are counted, and
-    # the first shown, only then. Sums that overflowed from finite values are no error.
-    suspect = np.flatnonzero(~(np.isfinite(shift) & np.isfinite(sum_x2)) & (n == rows))
-    found = _first_non_finite(con, layout, ids, suspect)
-    if found is not None:
-        i, count, value = found
-        words = f"a non-finite {x} = {show(value)}"
+    non_finite = _floats(batch, "non_finite")
+
+    def says_non_finite(i: int) -> str:
+        value = show(_first_non_finite(con, layout, ids[i].as_py()))
+        count = int(non_finite[i])
+        words = f"a non-finite {x} = {value}"
         if count > 1:
-            words = f"{count} non-finite {x} values (the first: {show(value)})"
-        message = f"{p.dataset(i)} has {words}"
-        p.add(np.arange(len(n)) == i, lambda _: message)
+            words = f"{count} non-finite {x} values (the first: {value})"
+        return f"{p.dataset(i)} has {words}"
+
+    p.add(non_finite > 0, says_non_finite)
     # Finite values so large that Σ(x − x̄)² overflows come out of Welford's update as −inf
     # or NaN; the sum is +inf, which fits them with an ELBO of −inf.
     sum_x2 = np.where(sum_x2 >= 0, sum_x2, np.inf)

@@ -231,6 +231,7 @@ def _statistics_sql(layout: Layout, where: str = "") -> str:
         f"count({x}) AS n",
         f"favg({x}) AS shift",
         f"var_pop({x}) * count({x}) AS sum_x2",
+        f"count(*) FILTER (WHERE NOT isfinite({x})) AS non_finite",
     ]
     for p in params:
         for agg in ("min", "max", "count"):
