@@ -61,9 +61,9 @@ def id_ranges(con: Any, src: Source, id: str, rows: int | None = None) -> IdRang
         rows: rows per range, at least; :data:`RANGE_ROWS` when ``None``.
 
     Returns:
-        The ranges, two or more; ``None`` for an input that is not Parquet whose row groups
-        have statistics of the id without NULLs and do not overlap, or that is smaller than
-        two ranges.
+        The ranges, two or more; ``None`` unless ``src`` is Parquet whose every row group has
+        statistics of the id, no NULL ids and ids that do not overlap another's, with rows
+        enough for two ranges.
     """
     if src.fmt != "parquet":
         return None
