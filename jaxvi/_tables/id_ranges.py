@@ -51,23 +51,21 @@ class IdRanges:
         return list(itertools.pairwise(edges))
 
 
-def id_ranges(con: Any, src: Source, id: str, rows: int | None = None) -> IdRanges | None:
+def id_ranges(con: Any, src: Source, id: str) -> IdRanges | None:
     """How to read ``src`` by ranges of ids, or ``None`` when it must be read whole.
 
     Args:
         con: a DuckDB connection.
         src: the input; only Parquet files qualify.
         id: its id column, of an integer type.
-        rows: rows per range, at least; :data:`RANGE_ROWS` when ``None``.
 
     Returns:
-        The ranges, two or more; ``None`` unless ``src`` is Parquet whose every row group has
-        statistics of the id, no NULL ids and ids that do not overlap another's, with rows
-        enough for two ranges.
+        The ranges (of at least :data:`RANGE_ROWS` rows, two or more); ``None`` unless ``src``
+        is Parquet whose every row group has statistics of the id, no NULL ids and ids that do
+        not overlap another's, with rows enough for two ranges.
     """
     if src.fmt != "parquet":
         return None
-    rows = rows or RANGE_ROWS
     groups = run_sql(
         con,
         f"""SELECT file_name, row_group_num_rows,
@@ -87,7 +85,7 @@ def id_ranges(con: Any, src: Source, id: str, rows: int | None = None) -> IdRang
     starts: list[int] = []
     held, last = 0, groups[0][2]
     for _, n, lo, _, _ in groups:
-        if held >= rows and lo > last:
+        if held >= RANGE_ROWS and lo > last:
             starts.append(lo)
             held, last = 0, lo
         held += n

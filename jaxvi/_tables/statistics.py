@@ -205,10 +205,9 @@ def statistics_queries(layout: Layout) -> list[tuple[str, dict[str, Any]]]:
     id_ = quote(layout.id)
     queries = []
     for low, high in layout.ranges.bounds():
-        bound = {"jaxvi_low": low, "jaxvi_high": high}
-        tests = {"jaxvi_low": ">=", "jaxvi_high": "<"}
-        bound = {k: v for k, v in bound.items() if v is not None}
-        where = " AND ".join(f"{id_} {tests[k]} ${k}" for k in bound)
+        tests = {"jaxvi_low": (low, ">="), "jaxvi_high": (high, "<")}
+        bound = {name: value for name, (value, _) in tests.items() if value is not None}
+        where = " AND ".join(f"{id_} {tests[name][1]} ${name}" for name in bound)
         queries.append((_statistics_sql(layout, f"WHERE {where}"), {**params, **bound}))
     return queries
 
