@@ -145,13 +145,12 @@ def _check_stats(
 
 
 def _first_non_finite(con: Any, layout: Layout, dataset: Any) -> float:
-    """A NaN or inf value of ``dataset``, to show in its error message (one scan of the
-    table, on the error path only)."""
+    """A NaN or inf value of ``dataset``, which the group-by counted, to show in its error
+    message (one scan of the table, on the error path only)."""
     x, id_ = as_double(layout.x or ""), quote(layout.id)
     src = layout.source
     sql = src.sql(f"SELECT first({x}) FROM {{src}} WHERE {id_} = $id AND NOT isfinite({x})")
-    row = run_sql(con, sql, {**src.params, "id": dataset}, src.label).fetchone()
-    return float("nan") if row is None or row[0] is None else row[0]
+    return run_sql(con, sql, {**src.params, "id": dataset}, src.label).fetchone()[0]
 
 
 def _long_batch(con: Any, layout: Layout, batch: Any) -> StatsBatch:
