@@ -22,9 +22,10 @@ LAYERS = (
     ("stats", ("jaxvi._stats",)),
     ("fit", ("jaxvi._fit",)),
     ("tables", ("jaxvi._tables",)),
+    ("dask", ("jaxvi._dask",)),
     ("tools", ("jaxvi._tools",)),
     ("command", ("jaxvi._cli",)),
-    ("public", ("jaxvi.cli", "jaxvi.bench", "jaxvi.__main__", "jaxvi")),
+    ("public", ("jaxvi.cli", "jaxvi.bench", "jaxvi.dask", "jaxvi.__main__", "jaxvi")),
 )
 
 

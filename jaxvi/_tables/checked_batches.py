@@ -29,7 +29,7 @@ from jaxvi._tables.statistics import (
     statistics_queries,
 )
 
-__all__ = ["StatsBatch", "statistics_batches"]
+__all__ = ["StatsBatch", "long_batch", "statistics_batches"]
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,11 @@ def _first_non_finite(con: Any, layout: Layout, dataset: Any) -> float:
     return run_sql(con, sql, {**src.params, "id": dataset}, src.label).fetchone()[0]
 
 
-def _long_batch(con: Any, layout: Layout, batch: Any) -> StatsBatch:
+def long_batch(con: Any, layout: Layout, batch: Any) -> StatsBatch:
+    """A batch of the group-by of a long table (its columns as
+    :func:`~jaxvi._tables.statistics.statistics_queries` gives them), checked: a dataset with a
+    missing or non-finite value (shown by a lookup on ``con``), or a λ or σ column that is
+    missing, varies or is not positive, raises a one-line :class:`ValueError`."""
     ids = batch.column(0)
     p = _Problems(ids, con, layout)
     n = _floats(batch, "n")
@@ -192,13 +196,15 @@ def _stats_batch(layout: Layout, batch: Any) -> StatsBatch:
     return StatsBatch(ids, n, sum_x, sum_x2, shift, lam, sigma)
 
 
-def statistics_batches(con: Any, layout: Layout, rows: int) -> Iterator[StatsBatch]:
+def statistics_batches(con: Any, layout: Layout, rows: int, *, raw: bool = False) -> Iterator[Any]:
     """The statistics of every dataset, sorted by id, in batches of at most ``rows``.
 
     Only a batch at a time leaves DuckDB, so memory is bounded however many datasets there
     are; DuckDB spills its group-by and sort to disk past its memory limit, and reads Parquet
     sorted by id a range of ids at a time (:attr:`Layout.ranges`). Each batch is
-    checked before it is yielded.
+    checked before it is yielded. With ``raw``, a long table's batches are yielded as the
+    query's Arrow record batches (after the same checks): partial statistics that merge
+    exactly (:mod:`jaxvi._dask.merge`).
 
     Raises:
         ValueError: one line naming the input and the first bad dataset of the batch (a
@@ -217,7 +223,8 @@ def statistics_batches(con: Any, layout: Layout, rows: int) -> Iterator[StatsBat
             if layout.x is None:
                 yield _stats_batch(layout, batch)
             else:
-                yield _long_batch(side, layout, batch)
+                checked = long_batch(side, layout, batch)
+                yield batch if raw else checked
     except EngineError as err:
         # A CSV or JSON reader types its columns from a sample of rows; a later row that does
         # not fit stops the query. Ids that turn out to be text are read as text; a value
@@ -226,7 +233,7 @@ def statistics_batches(con: Any, layout: Layout, rows: int) -> Iterator[StatsBat
             raise
         text_src = src.with_types(con, {err.column: "VARCHAR"})
         if err.column == layout.id:
-            yield from statistics_batches(con, replace(layout, source=text_src), rows)
+            yield from statistics_batches(con, replace(layout, source=text_src), rows, raw=raw)
             return
         bad = first_text(side, text_src, layout.id, err.column)
         if bad is None:

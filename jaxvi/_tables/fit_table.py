@@ -32,7 +32,7 @@ from jaxvi._tables.engine import connect
 from jaxvi._tables.sources import open_source
 from jaxvi._tables.statistics import Layout, plan_statistics, show
 
-__all__ = ["TableFit", "fit_table"]
+__all__ = ["TableFit", "estimate_over", "fit_table", "result_batch"]
 
 # 2¹⁴: with 2¹⁶ a run's peak memory was 40-60 MB higher (each batch's Arrow, NumPy and
 # device copies), at the same speed on 10⁶ datasets (benchmarks/files.py).
@@ -145,58 +145,24 @@ class TableFit:
         return itertools.chain([next(stats)], stats)
 
     def _result_batch(self, batch: StatsBatch) -> Any:
-        import pyarrow as pa
-
-        from jaxvi._tables.kernel import RESULT_COLUMNS
-
-        cols = [arrow_numbers(c) for c in self._solve(batch).values()]
-        return pa.record_batch([batch.ids, *cols], names=list(RESULT_COLUMNS))
-
-    def _estimate(self, stats: list[StatsBatch]) -> float:
-        from jaxvi._model.shift import rebase
-        from jaxvi._model.statistics import SuffStats
-
-        assert self.estimate is not None
-
-        n, sum_x, sum_x2, shift = (
-            np.concatenate([getattr(b, f) for b in stats]) for f in SuffStats._fields
-        )
-        fields = rebase(n, sum_x, sum_x2, shift, self.dtype)
-        sigma = (
-            np.concatenate([b.sigma for b in stats if b.sigma is not None]).astype(self.dtype)
-            if self.sigma_column
-            else self.sigma
-        )
-        value = float(self.estimate(SuffStats(*fields), sigma=sigma))
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(
-                f"{self.label}: the estimate of lam is {value!r}; it exists only when some "
-                "datasets' means are above 0"
-            )
-        return value
-
-    def _solve(self, batch: StatsBatch) -> dict[str, np.ndarray]:
-        from jaxvi._model.shift import rebase
-        from jaxvi._tables.kernel import solve_rows
-
-        dt = self.dtype
-        stats = rebase(batch.n, batch.sum_x, batch.sum_x2, batch.shift, dt)
-        with np.errstate(invalid="ignore", over="ignore"):
-            beyond = ~np.isfinite(stats[1] + stats[2] + stats[3]) & np.isfinite(
-                batch.sum_x + batch.sum_x2 + batch.shift
-            )
-        if beyond.any():
-            i = int(np.argmax(beyond))
-            raise ValueError(
-                f"{self.label}: dataset {show(batch.ids[i].as_py())} has values beyond "
-                f"{dt.name} (mean {show(batch.shift[i])}); compute in float64"
-            )
         lam = batch.lam if self.lam_column else self.lam_estimate or self.lam
         sigma = batch.sigma if self.sigma_column else self.sigma
         assert lam is not None and sigma is not None  # a column's batch always carries it
-        return solve_rows(
-            stats, lam, sigma, self.theta, dtype=dt, exact=self.exact, batch=self.batch_size
+        return result_batch(
+            batch,
+            lam=lam,
+            sigma=sigma,
+            theta=self.theta,
+            dtype=self.dtype,
+            exact=self.exact,
+            batch_size=self.batch_size,
+            label=self.label,
         )
+
+    def _estimate(self, stats: list[StatsBatch]) -> float:
+        assert self.estimate is not None
+        sigma = None if self.sigma_column else self.sigma
+        return estimate_over(stats, self.estimate, sigma=sigma, dtype=self.dtype, label=self.label)
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -310,6 +276,74 @@ def fit_table(
     else:  # pragma: no cover - an empty input raises before
         table = pa.table({c: [] for c in RESULT_COLUMNS})
     return table.replace_schema_metadata(run.metadata)
+
+
+def result_batch(
+    batch: StatsBatch,
+    *,
+    lam: np.ndarray | float,
+    sigma: np.ndarray | float,
+    theta: float | None,
+    dtype: np.dtype,
+    exact: bool,
+    batch_size: int,
+    label: str,
+) -> Any:
+    """One Arrow record batch of results (:data:`~jaxvi._tables.kernel.RESULT_COLUMNS`) for
+    a checked batch of statistics, ``len(batch) <= batch_size`` datasets, by the one jitted
+    kernel (padded to ``batch_size`` rows, so it compiles once per process and shape).
+
+    Raises:
+        ValueError: a dataset whose values, rebased, do not fit ``dtype``, named by its id.
+    """
+    import pyarrow as pa
+
+    from jaxvi._model.shift import rebase
+    from jaxvi._tables.kernel import RESULT_COLUMNS, solve_rows
+
+    stats = rebase(batch.n, batch.sum_x, batch.sum_x2, batch.shift, dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        beyond = ~np.isfinite(stats[1] + stats[2] + stats[3]) & np.isfinite(
+            batch.sum_x + batch.sum_x2 + batch.shift
+        )
+    if beyond.any():
+        i = int(np.argmax(beyond))
+        raise ValueError(
+            f"{label}: dataset {show(batch.ids[i].as_py())} has values beyond "
+            f"{dtype.name} (mean {show(batch.shift[i])}); compute in float64"
+        )
+    cols = solve_rows(stats, lam, sigma, theta, dtype=dtype, exact=exact, batch=batch_size)
+    arrays = [arrow_numbers(c) for c in cols.values()]
+    return pa.record_batch([batch.ids, *arrays], names=list(RESULT_COLUMNS))
+
+
+def estimate_over(
+    batches: list[StatsBatch],
+    estimator: Callable[..., Any],
+    *,
+    sigma: float | None,
+    dtype: np.dtype,
+    label: str,
+) -> float:
+    """λ̂ = ``estimator(stats, sigma=...)`` over every dataset of ``batches`` (σ from their
+    column when ``sigma`` is ``None``), checked to be a positive number."""
+    from jaxvi._model.shift import rebase
+    from jaxvi._model.statistics import SuffStats
+
+    n, sum_x, sum_x2, shift = (
+        np.concatenate([getattr(b, f) for b in batches]) for f in SuffStats._fields
+    )
+    fields = rebase(n, sum_x, sum_x2, shift, dtype)
+    sigmas: Any = sigma
+    if sigma is None:
+        sigmas = np.concatenate([b.sigma for b in batches if b.sigma is not None]).astype(dtype)
+    value = float(estimator(SuffStats(*fields), sigma=sigmas))
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"{label}: the estimate of lam is {value!r}; it exists only when some "
+            "datasets' means are above 0"
+        )
+    return value
 
 
 class _QueryProgress:

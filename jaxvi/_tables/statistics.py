@@ -19,6 +19,7 @@ dataset. Every check names the dataset by its id; the checks of what comes out a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "as_double",
     "first_text",
     "plan_statistics",
+    "require_columns",
     "show",
     "statistics_queries",
 ]
@@ -98,11 +100,19 @@ class Layout:
         return self.source.label
 
 
-def _require(src: Source, names: list[str]) -> None:
+def require_columns(label: str, columns: Iterable[str], names: Iterable[str]) -> None:
+    """Raise a one-line :class:`ValueError` naming the first of ``names`` not in ``columns``.
+
+    Examples:
+        >>> require_columns("t.csv", ["id", "y"], ["id", "x"])
+        Traceback (most recent call last):
+        ValueError: t.csv: missing column 'x' (found: id, y)
+    """
+    columns = list(columns)
     for name in names:
-        if name not in src.columns:
-            found = ", ".join(src.columns) or "none"
-            raise ValueError(f"{src.label}: missing column {name!r} (found: {found})")
+        if name not in columns:
+            found = ", ".join(columns) or "none"
+            raise ValueError(f"{label}: missing column {name!r} (found: {found})")
 
 
 def first_text(con: Any, src: Source, id: str, column: str) -> tuple[Any, str] | None:
@@ -166,7 +176,7 @@ def plan_statistics(
     numbers = [*(STATS_COLUMNS if stats else (x,)), *(c for c in (lam, sigma) if c)]
     if stats and "shift" in src.columns:
         numbers.append("shift")
-    _require(src, [id, *numbers])
+    require_columns(src.label, src.columns, [id, *numbers])
     kind = src.columns[id]
     if kind not in _INTEGERS and kind not in _TEXT:
         raise ValueError(

@@ -1,0 +1,302 @@
+"""``jaxvi.dask.fit_table`` on a ``LocalCluster`` of 2 worker processes on 127.0.0.1.
+
+The input is 10⁵ datasets in 8 Parquet files with the rows permuted, so that most datasets
+span several files and partitions; 1% of them sit 10⁴–10⁶ sd from zero. The results must equal
+``jaxvi.fit_table``'s on the same files; Dask's own grouped ``var`` must not (the negative
+control); a run must give the same bits twice and survive a worker killed mid-shuffle.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+import jaxvi  # noqa: E402
+import jaxvi.dask  # noqa: E402
+from tests.conftest import X64  # noqa: E402
+
+NUM = 100_000
+FILES = 8
+FLOAT_COLUMNS = ("b", "theta", "elbo", "grad", "log_evidence", "kl_gap", "q_mean", "post_mean")
+
+
+@pytest.fixture(scope="module")
+def client():
+    """2 worker processes of 1 thread, closed with the module: no process is left behind."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=50,
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+@pytest.fixture(scope="module")
+def long_files(tmp_path_factory):
+    """8 Parquet files of permuted rows: integer ids, string ids, a per-dataset λ column."""
+    rng = np.random.default_rng(24)
+    sizes = rng.integers(1, 17, NUM)
+    means = rng.exponential(1.0, NUM)
+    far = rng.choice(NUM, NUM // 100, replace=False)
+    means[far] = 10.0 ** rng.uniform(4, 6, far.size)
+    ids = np.repeat(np.arange(NUM, dtype=np.int64), sizes)
+    x = means[ids] + rng.standard_normal(ids.size)
+    order = rng.permutation(ids.size)
+    table = pa.table(
+        {
+            "dataset_id": ids[order],
+            "name": pa.array([f"d{i:06d}" for i in ids[order]]),
+            "x": x[order],
+            "lam": (0.5 + (ids[order] % 4) / 4.0),
+        }
+    )
+    folder = tmp_path_factory.mktemp("dask_long")
+    for k, part in enumerate(np.array_split(np.arange(ids.size), FILES)):
+        pq.write_table(table.take(part), folder / f"part-{k}.parquet")
+    return folder, np.sort(far)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values("dataset_id", ignore_index=True)
+
+
+def _assert_equal_results(
+    got: pd.DataFrame, want: pd.DataFrame, rtol: float, sigma: float = 1.0
+) -> None:
+    """ids and n exactly; every float column within ``rtol`` of ``|want| + 1``, and the
+    gradient (≈ 0 at θ*) within ``rtol`` of its terms' scale ``|B|/θ² + 2a/θ³ + 1/θ``."""
+    assert list(got.columns) == list(want.columns)
+    assert got["dataset_id"].tolist() == want["dataset_id"].tolist()
+    np.testing.assert_array_equal(got["n"].to_numpy(), want["n"].to_numpy())
+    for name in FLOAT_COLUMNS:
+        g, w = got[name].to_numpy(np.float64), want[name].to_numpy(np.float64)
+        scale = np.abs(w) + 1
+        if name == "grad":
+            b, theta = want["b"].to_numpy(np.float64), want["theta"].to_numpy(np.float64)
+            a = want["n"].to_numpy(np.float64) / sigma**2
+            scale = np.abs(b) / theta**2 + 2 * a / theta**3 + 1 / theta
+        err = np.abs(g - w) / scale
+        assert err.max() <= rtol, f"{name}: worst error {err.max():.3g} > {rtol:g}"
+
+
+def test_is_lazy_until_computed(client, tmp_path):
+    """Building the graph reads nothing: the partitions' loader runs only at compute."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def load(k: int) -> pd.DataFrame:
+        (marks / str(k)).touch()
+        return pd.DataFrame({"dataset_id": [k, k + 1], "x": [1.0, 2.0]})
+
+    meta = pd.DataFrame(
+        {"dataset_id": pd.Series([], dtype="int64"), "x": pd.Series([], dtype=float)}
+    )
+    source = dd.from_map(load, range(4), meta=meta)
+    res = jaxvi.dask.fit_table(source)
+    assert isinstance(res, dd.DataFrame)
+    assert not any(marks.iterdir())
+    out = _sorted(res.compute())
+    assert sorted(p.name for p in marks.iterdir()) == ["0", "1", "2", "3"]
+    assert out["dataset_id"].tolist() == [0, 1, 2, 3, 4]
+    assert out["n"].tolist() == [1, 2, 2, 2, 1]
+
+
+@pytest.mark.parametrize("id_column", ["dataset_id", "name"])
+def test_equals_fit_table_in_float32(client, long_files, id_column):
+    folder, _ = long_files
+    res = jaxvi.dask.fit_table(str(folder), id=id_column, lam=1.5, sigma=0.75)
+    got = _sorted(res.compute().rename(columns={id_column: "dataset_id"}))
+    table = jaxvi.fit_table(str(folder), id=id_column, lam=1.5, sigma=0.75)
+    want = table.to_pandas()
+    assert len(got) == NUM
+    # pandas holds text in one string dtype, which pyarrow writes as large_string.
+    text = {pa.large_string(): pa.string()}
+    types = [text.get(t, t) for t in pa.Schema.from_pandas(got, preserve_index=False).types]
+    assert types == table.schema.types
+    _assert_equal_results(got, want, rtol=2e-6, sigma=0.75)
+
+
+def test_lam_column_and_estimate_equal_fit_table(client, long_files):
+    folder, _ = long_files
+    got = _sorted(jaxvi.dask.fit_table(str(folder), lam="lam").compute())
+    want = jaxvi.fit_table(str(folder), lam="lam").to_pandas()
+    _assert_equal_results(got, want, rtol=2e-6)
+    got = _sorted(jaxvi.dask.fit_table(str(folder), lam=jaxvi.estimate_lam).compute())
+    want = jaxvi.fit_table(str(folder), lam=jaxvi.estimate_lam).to_pandas()
+    _assert_equal_results(got, want, rtol=1e-5)
+
+
+def _dask_groupby_log_evidence(folder, lam: float) -> pd.DataFrame:
+    """The statistics a Dask user would write (grouped count, mean, var), through jaxvi's own
+    exact kernel: only the statistics differ from jaxvi.dask's."""
+    agg = dd.read_parquet(str(folder)).groupby("dataset_id")["x"].agg(["count", "mean", "var"])
+    agg = agg.compute().sort_index()
+    n = agg["count"].to_numpy(np.float64)
+    m2 = np.nan_to_num(agg["var"].to_numpy() * (n - 1))
+    stats = jaxvi.SuffStats(n, np.zeros_like(n), m2, agg["mean"].to_numpy())
+    return np.asarray(jaxvi.log_evidence(stats, lam))
+
+
+@pytest.mark.float64
+@pytest.mark.slow
+def test_equals_fit_table_in_float64_where_dask_var_does_not(client, long_files):
+    assert X64
+    folder, far = long_files
+    got = _sorted(jaxvi.dask.fit_table(str(folder), lam=2.0, dtype="float64").compute())
+    want = jaxvi.fit_table(str(folder), lam=2.0, dtype="float64").to_pandas()
+    assert got["theta"].dtype == np.float64
+    _assert_equal_results(got, want, rtol=1e-12)
+    # The negative control: the same comparison, with Dask's grouped var as the statistics.
+    naive = _dask_groupby_log_evidence(folder, 2.0)
+    want_far = want["log_evidence"].to_numpy()[far]
+    err = np.abs(naive[far] - want_far) / (np.abs(want_far) + 1)
+    assert err.max() > 1e-12 * 1e3, "Dask's grouped var should be visibly off far from zero"
+    near = np.setdiff1d(np.arange(NUM), far)
+    err_near = np.abs(naive[near] - want["log_evidence"].to_numpy()[near])
+    assert np.median(err_near / (np.abs(want["log_evidence"].to_numpy()[near]) + 1)) < 1e-12
+
+
+def test_two_runs_give_the_same_bits(client, long_files):
+    folder, _ = long_files
+    res = jaxvi.dask.fit_table(str(folder), lam=1.0)
+    first, second = (_sorted(f) for f in client.gather(client.compute([res, res.copy()])))
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+
+
+def _worker_pids(client) -> dict[str, int]:
+    return client.run(os.getpid)
+
+
+def _shuffle_running(dask_scheduler) -> bool:
+    return any(
+        "shuffle-transfer" in str(key) and ts.state == "memory"
+        for key, ts in dask_scheduler.tasks.items()
+    )
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_shuffle_changes_nothing(client, long_files):
+    folder, _ = long_files
+    want = _sorted(jaxvi.dask.fit_table(str(folder)).compute())
+    future = client.compute(jaxvi.dask.fit_table(str(folder), npartitions=16))
+    deadline = time.monotonic() + 60
+    while not client.run_on_scheduler(_shuffle_running) and not future.done():
+        assert time.monotonic() < deadline, "the shuffle never started"
+        time.sleep(0.01)
+    assert not future.done(), "the run ended before a worker could be killed"
+    victim = next(iter(_worker_pids(client).values()))
+    os.kill(victim, signal.SIGKILL)
+    got = _sorted(future.result(timeout=120))
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    client.wait_for_workers(2, timeout=60)
+    assert victim not in _worker_pids(client).values()
+
+
+def test_workers_compile_the_kernel_once(client, long_files):
+    """Every task of a run solves batches of one shape: each worker process compiles the
+    kernel once (per dtype and shape), however many tasks it ran."""
+    folder, _ = long_files
+    jaxvi.dask.fit_table(str(folder), npartitions=12).compute()
+
+    def compiled() -> int:
+        from jaxvi._tables.kernel import _kernel
+
+        return _kernel()._cache_size()
+
+    counts = client.run(compiled)
+    assert all(1 <= c <= 4 for c in counts.values()), counts  # one per shape this module ran
+    jaxvi.dask.fit_table(str(folder), npartitions=12).compute()
+    assert client.run(compiled) == counts
+
+
+def _split_files(folder, frame: pd.DataFrame, fmt: str = "parquet") -> str:
+    """``frame`` over 3 files, row k in file k % 3: each dataset spans every file."""
+    folder.mkdir()
+    for k in range(3):
+        part = frame.iloc[k::3]
+        if fmt == "parquet":
+            part.to_parquet(folder / f"part-{k}.parquet", index=False)
+        else:
+            part.to_csv(folder / f"part-{k}.csv", index=False)
+    return str(folder)
+
+
+def _bad_input(case: str) -> tuple[pd.DataFrame, dict, str]:
+    ids = np.repeat(np.arange(6), 6)
+    frame = pd.DataFrame({"dataset_id": ids, "x": np.linspace(0.5, 3.0, ids.size)})
+    kwargs: dict = {}
+    fmt = "parquet"
+    if case in ("nan", "inf"):
+        frame.loc[frame.index[(ids == 3)][4], "x"] = np.nan if case == "nan" else np.inf
+    elif case == "missing value":
+        frame["x"] = frame["x"].astype(object)
+        frame.loc[frame.index[(ids == 2)][1], "x"] = None
+        frame["x"] = frame["x"].astype("float64")
+    elif case == "lam varies":
+        frame["lam"] = np.where((ids == 3) & (np.arange(ids.size) % 3 == 1), 2.0, 1.0)
+        kwargs["lam"] = "lam"
+    elif case == "lam not positive":
+        frame["lam"] = np.where(ids == 4, -1.0, 1.0)
+        kwargs["lam"] = "lam"
+    elif case == "sigma varies":
+        frame["sigma"] = np.where((ids == 5) & (np.arange(ids.size) % 3 == 2), 3.0, 1.0)
+        kwargs["sigma"] = "sigma"
+    elif case == "not a number":
+        frame["x"] = frame["x"].astype(str)
+        frame.loc[frame.index[(ids == 1)][5], "x"] = "abc"
+        fmt = "csv"
+    return frame, kwargs, fmt
+
+
+BAD_INPUTS = [
+    "nan",
+    "inf",
+    "missing value",
+    "lam varies",
+    "lam not positive",
+    "sigma varies",
+    "not a number",
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_split_over_partitions_names_it_as_fit_table_does(client, tmp_path, case):
+    frame, kwargs, fmt = _bad_input(case)
+    source = _split_files(tmp_path / "in", frame, fmt)
+    with pytest.raises(ValueError) as want:
+        jaxvi.fit_table(source, **kwargs)
+    res = jaxvi.dask.fit_table(source, **kwargs)
+    with pytest.raises(ValueError) as got:
+        res.compute()
+    # fit_table reads the files itself and adds which file a missing value is in; a Dask
+    # partition is a frame that knows no file.
+    assert str(got.value) == str(want.value).partition(" (in file ")[0]
+    assert "\n" not in str(got.value)
+
+
+def test_a_missing_column_raises_when_the_graph_is_built(client, tmp_path):
+    frame = pd.DataFrame({"dataset_id": [1, 1, 2], "y": [1.0, 2.0, 3.0]})
+    source = _split_files(tmp_path / "in", frame)
+    with pytest.raises(ValueError) as want:
+        jaxvi.fit_table(source)
+    with pytest.raises(ValueError) as got:
+        jaxvi.dask.fit_table(source)
+    assert (
+        str(got.value) == str(want.value) == f"{source}: missing column 'x' (found: dataset_id, y)"
+    )
