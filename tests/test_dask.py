@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -230,8 +232,12 @@ def _split_files(folder, frame: pd.DataFrame, fmt: str = "parquet") -> str:
     folder.mkdir()
     for k in range(3):
         part = frame.iloc[k::3]
-        if fmt == "parquet":
-            part.to_parquet(folder / f"part-{k}.parquet", index=False)
+        if fmt == "parquet":  # NaN stays NaN; None in an object column is missing
+            columns = {
+                c: pa.array(part[c].to_numpy(), from_pandas=part[c].dtype == object)
+                for c in part.columns
+            }
+            pq.write_table(pa.table(columns), folder / f"part-{k}.parquet")
         else:
             part.to_csv(folder / f"part-{k}.csv", index=False)
     return str(folder)
@@ -247,7 +253,6 @@ def _bad_input(case: str) -> tuple[pd.DataFrame, dict, str]:
     elif case == "missing value":
         frame["x"] = frame["x"].astype(object)
         frame.loc[frame.index[(ids == 2)][1], "x"] = None
-        frame["x"] = frame["x"].astype("float64")
     elif case == "lam varies":
         frame["lam"] = np.where((ids == 3) & (np.arange(ids.size) % 3 == 1), 2.0, 1.0)
         kwargs["lam"] = "lam"
@@ -300,3 +305,63 @@ def test_a_missing_column_raises_when_the_graph_is_built(client, tmp_path):
     assert (
         str(got.value) == str(want.value) == f"{source}: missing column 'x' (found: dataset_id, y)"
     )
+
+
+def _jaxvi(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jaxvi", "fit", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+@pytest.mark.slow
+def test_command_on_a_local_cluster_writes_parts_with_metadata(client, long_files, tmp_path):
+    folder, _ = long_files
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "stale.parquet").write_bytes(b"replaced only by a complete folder")
+    proc = _jaxvi(str(folder), "-o", str(out), "--scheduler", "local:2", "--lam", "2", "-q")
+    assert proc.returncode == 0, proc.stderr
+    parts = sorted(out.iterdir())
+    assert parts and all(p.name.startswith("part-") for p in parts)
+    want = _sorted(jaxvi.dask.fit_table(str(folder), lam=2.0).compute())
+    for part in parts:
+        table = pq.read_table(part)
+        ids = table["dataset_id"].to_numpy()
+        assert (np.diff(ids) > 0).all(), f"{part.name} is not sorted by id"
+        meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
+        assert meta["lam"] == "2.0" and meta["sigma"] == "1.0" and meta["dtype"] == "float32"
+        assert meta["input"] == str(folder) and meta["jaxvi_version"] == jaxvi.__version__
+    got = _sorted(pq.read_table(out).to_pandas())
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_command_with_bad_input_exits_2_and_leaves_no_folder(client, tmp_path):
+    frame, _, _ = _bad_input("nan")
+    source = _split_files(tmp_path / "in", frame)
+    out = tmp_path / "results"
+    proc = _jaxvi(source, "-o", str(out), "--scheduler", client.scheduler.address, "-q")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"jaxvi fit: error: {source}: dataset 3 has a non-finite x = nan"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_command_estimates_lam_on_a_running_scheduler(client, long_files, tmp_path):
+    """--lam estimate: λ̂ goes in the metadata; `-o` needs no existing folder."""
+    folder, _ = long_files
+    out = tmp_path / "results"
+    address = client.scheduler.address
+    proc = _jaxvi(str(folder), "-o", str(out), "--scheduler", address, "--lam", "estimate")
+    assert proc.returncode == 0, proc.stderr
+    assert "dask dashboard:" in proc.stderr
+    table = pq.read_table(out)
+    lam = float(table.schema.metadata[b"lam"])
+    assert table.schema.metadata[b"lam_estimated"] == b"true"
+    want = jaxvi.fit_table(str(folder), lam=jaxvi.estimate_lam)
+    assert lam == pytest.approx(float(want.schema.metadata[b"lam"]), rel=1e-5)
+    assert table.num_rows == NUM

@@ -9,6 +9,7 @@ beside JAX's persistent compilation cache, and runs it there without importing J
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 from jaxvi._cli.options import positive_float, positive_int
@@ -77,8 +78,69 @@ def _warm_kernel(args: argparse.Namespace, dtype_name: str, *, without_jax: bool
     warm(shape, folder)
 
 
+def _cmd_fit_on_dask(args: argparse.Namespace) -> int:
+    """``jaxvi fit --scheduler``: :func:`jaxvi.dask.fit_table` into a folder of Parquet parts."""
+    import time
+
+    from jaxvi._dask.cluster import atomic_folder, open_scheduler, write_parts
+    from jaxvi._dask.graph import plan_fit
+    from jaxvi._tables.fit_table import run_metadata
+    from jaxvi._tables.sources import file_format
+
+    t0 = time.perf_counter()
+    if file_format(args.input) == "npz":
+        raise ValueError(f"{args.input}: --scheduler reads Parquet, CSV or JSON lines, not NPZ")
+    if file_format(args.output) is not None:
+        raise ValueError(f"{args.output}: with --scheduler the output is a folder of Parquet parts")
+    lam: Any = args.lam_column or args.lam or 1.0
+    if lam == "estimate":
+        from jaxvi._model.empirical_bayes import estimate_lam
+
+        lam = estimate_lam
+    with (
+        atomic_folder(args.output) as folder,
+        open_scheduler(args.scheduler, announce=not args.quiet) as client,
+    ):
+        # Built with the client current, so that Dask picks its P2P shuffle.
+        plan = plan_fit(
+            args.input,
+            id=args.id_column,
+            x=args.value_column,
+            lam=lam,
+            sigma=args.sigma_column or args.sigma or 1.0,
+            theta=args.theta,
+            dtype=args.dtype,
+        )
+        lam_value = plan.lam
+        if plan.estimator is not None:  # λ̂ first: it goes in every part's metadata
+            merged = client.persist(plan.merged)
+            plan = replace(plan, merged=merged)
+            lam_value = client.compute(plan.lam_estimate()).result()
+        meta = run_metadata(
+            plan.problem.label,
+            lam=lam_value if lam_value is not None else args.lam_column,
+            lam_estimated=plan.estimator is not None,
+            sigma=args.sigma_column or plan.sigma,
+            theta=plan.theta,
+            dtype=args.dtype,
+        )
+        results = plan.results(lam_value)
+        count = write_parts(client, results, folder, meta, progress=not args.quiet)
+        if count == 0:
+            raise ValueError(f"{plan.problem.label}: no data rows")
+    if not args.quiet:
+        print(
+            f"fitted {count:,} datasets on {args.scheduler} (lam = {meta['lam']}) in "
+            f"{time.perf_counter() - t0:.2f} s -> {args.output}"
+        )
+    return 0
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     import threading
+
+    if args.scheduler is not None:
+        return _cmd_fit_on_dask(args)
 
     from jaxvi._tables.fit_table import BATCH_SIZE
     from jaxvi._tables.study import fit_file
@@ -207,5 +269,12 @@ def add_fit(sub) -> None:
         "--id-column", default="dataset_id", help="dataset id column (default: dataset_id)"
     )
     p.add_argument("--value-column", default="x", help="observation column (default: x)")
+    p.add_argument(
+        "--scheduler",
+        metavar="SPEC",
+        help="run on Dask: 'local' or 'local:N' starts a LocalCluster of N worker processes "
+        "(default N: the cores), 'tcp://HOST:PORT' uses a running scheduler; OUTPUT is then a "
+        "folder of Parquet parts, each sorted by id (needs the dask extra)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     p.set_defaults(func=_cmd_fit)

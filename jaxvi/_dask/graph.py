@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from jaxvi._dask.merge import merge_partials
@@ -18,7 +19,7 @@ from jaxvi._model.params import positive
 from jaxvi._tables.sources import _files_of, file_format
 from jaxvi._tables.statistics import require_columns
 
-__all__ = ["fit_table", "read_table"]
+__all__ = ["DaskFit", "fit_table", "plan_fit", "read_table"]
 
 
 def _dask() -> tuple[Any, Any]:
@@ -55,7 +56,10 @@ def read_table(
         fmt = file_format(label.rstrip("/")) or "parquet"
     else:
         paths, fmt = _files_of(label)
-    options = {"storage_options": storage_options} if storage_options else {}
+    # Arrow-backed columns keep NaN apart from a missing value (NumPy-backed pandas cannot).
+    options: dict[str, Any] = {"dtype_backend": "pyarrow"}
+    if storage_options:
+        options["storage_options"] = storage_options
     if fmt == "parquet":
         return dd.read_parquet(paths, **options), label
     if fmt == "csv":
@@ -131,13 +135,86 @@ def fit_table(
         >>> out["n"].tolist(), [round(t, 4) for t in out["theta"]]
         ([2, 2], [2.0, 1.5616])
     """
-    dask, _ = _dask()
+    plan = plan_fit(
+        source,
+        id=id,
+        x=x,
+        lam=lam,
+        sigma=sigma,
+        theta=theta,
+        dtype=dtype,
+        npartitions=npartitions,
+        storage_options=storage_options,
+    )
+    return plan.results(plan.lam_estimate() if plan.estimator is not None else plan.lam)
+
+
+@dataclass(frozen=True)
+class DaskFit:
+    """A planned run: the lazy merged statistics, and how to solve them.
+
+    Attributes:
+        merged: one row of checked-to-be-merged statistics per dataset (lazy).
+        problem: what every task knows of the run.
+        lam, sigma: the numbers given, or ``None`` for a column (or λ to be estimated).
+        estimator: the function that estimates λ, or ``None``.
+        theta: a fixed θ, or ``None`` for θ*.
+        id_dtype: the id column's dtype.
+    """
+
+    merged: Any
+    problem: Problem
+    lam: float | None
+    sigma: float | None
+    estimator: Callable[..., Any] | None
+    theta: float | None
+    id_dtype: Any
+
+    def lam_estimate(self) -> Any:
+        """λ̂ over every dataset, as a Dask ``Delayed`` (one task gathers the statistics)."""
+        import dask
+
+        assert self.estimator is not None
+        return dask.delayed(estimate_partitions, pure=True)(
+            self.merged.to_delayed(), self.problem, self.estimator, self.sigma
+        )
+
+    def results(self, lam: Any) -> Any:
+        """The lazy results for λ = ``lam`` (a number, a ``Delayed``, or ``None`` for the
+        column)."""
+        empty = result_meta(self.id_dtype, self.problem.dtype)
+        return self.merged.map_partitions(
+            solve_partition,
+            self.problem,
+            lam=lam,
+            sigma=self.sigma,
+            theta=self.theta,
+            empty=empty,
+            meta=empty,
+            align_dataframes=False,
+        )
+
+
+def plan_fit(
+    source: Any,
+    *,
+    id: str = "dataset_id",
+    x: str = "x",
+    lam: float | str | Callable[..., Any] = 1.0,
+    sigma: float | str = 1.0,
+    theta: float | None = None,
+    dtype: str = "float32",
+    npartitions: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> DaskFit:
+    """Check the parameters and columns, and build the graph up to the merged statistics
+    (:func:`fit_table`'s arguments)."""
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     lam_column = lam if isinstance(lam, str) else None
     sigma_column = sigma if isinstance(sigma, str) else None
     estimator = lam if callable(lam) else None
-    lam_value = None if lam_column or estimator else positive("lam", lam)
+    lam_value = None if lam_column or estimator else positive("lam", lam)  # type: ignore[arg-type]
     sigma_value = None if sigma_column else positive("sigma", sigma)
     theta = None if theta is None else positive("theta", theta)
     if npartitions is not None and int(npartitions) < 1:
@@ -164,18 +241,4 @@ def fit_table(
     )
     shuffled = partials.shuffle(on="dataset_id", npartitions=npartitions or table.npartitions)
     merged = shuffled.map_partitions(merge_partials, meta=meta.drop(columns="part"))
-    if estimator is not None:
-        lam_value = dask.delayed(estimate_partitions, pure=True)(
-            merged.to_delayed(), problem, estimator, sigma_value
-        )
-    out_meta = result_meta(id_dtype, dtype)
-    return merged.map_partitions(
-        solve_partition,
-        problem,
-        lam=lam_value,
-        sigma=sigma_value,
-        theta=theta,
-        empty=out_meta,
-        meta=out_meta,
-        align_dataframes=False,
-    )
+    return DaskFit(merged, problem, lam_value, sigma_value, estimator, theta, id_dtype)

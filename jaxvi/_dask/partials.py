@@ -72,12 +72,14 @@ def partition_partials(
     columns = list(dict.fromkeys(c for c in (id, x, lam, sigma) if c))
     con = connect(threads=1)  # a Dask worker runs one task per thread
     try:
-        src = replace(open_source(con, frame[columns]), label=label)
+        # DuckDB reads a NumPy float column's NaN as missing, as pandas means it; an Arrow
+        # column (jaxvi's readers ask Dask for them) keeps NaN and missing apart.
+        table = pa.Table.from_pandas(frame[columns], preserve_index=False)
+        src = replace(open_source(con, table), label=label)
         layout = plan_statistics(con, src, id=id, x=x, lam=lam, sigma=sigma)
         batches = list(statistics_batches(con, layout, _ROWS, raw=True))
     finally:
         con.close()
-    table = pa.Table.from_batches(batches).combine_chunks()
-    out = table.to_pandas()
+    out = pa.Table.from_batches(batches).combine_chunks().to_pandas()
     out[PART] = np.int64(part)
     return out.astype(empty.dtypes.to_dict())

@@ -68,10 +68,20 @@ def _precision(dtype: str) -> Iterator[None]:
 
 
 def result_meta(id_dtype: Any, dtype: str) -> pd.DataFrame:
-    """The empty frame of results: :func:`jaxvi.fit_table`'s columns and dtypes."""
-    dtypes = {c: dtype for c in RESULT_COLUMNS}
-    dtypes.update(dataset_id=id_dtype, n="int64")
-    return pd.DataFrame({k: pd.Series([], dtype=v) for k, v in dtypes.items()})
+    """The empty frame of results: :func:`jaxvi.fit_table`'s columns, with the dtypes its
+    Arrow table takes in pandas (ids: the input's integers, or text)."""
+    pa = require("pyarrow")
+    if isinstance(id_dtype, pd.ArrowDtype):
+        id_type = id_dtype.pyarrow_dtype
+    elif pd.api.types.is_integer_dtype(id_dtype):
+        id_type = pa.from_numpy_dtype(np.dtype(id_dtype))
+    else:
+        id_type = pa.string()
+    if pa.types.is_large_string(id_type) or pa.types.is_string_view(id_type):
+        id_type = pa.string()
+    fields = [("dataset_id", id_type), ("n", pa.int64())]
+    fields += [(c, pa.from_numpy_dtype(np.dtype(dtype))) for c in RESULT_COLUMNS[2:]]
+    return pa.schema(fields).empty_table().to_pandas()
 
 
 def solve_partition(

@@ -32,7 +32,7 @@ from jaxvi._tables.engine import connect
 from jaxvi._tables.sources import open_source
 from jaxvi._tables.statistics import Layout, plan_statistics, show
 
-__all__ = ["TableFit", "estimate_over", "fit_table", "result_batch"]
+__all__ = ["TableFit", "estimate_over", "fit_table", "result_batch", "run_metadata"]
 
 # 2¹⁴: with 2¹⁶ a run's peak memory was 40-60 MB higher (each batch's Arrow, NumPy and
 # device copies), at the same speed on 10⁶ datasets (benchmarks/files.py).
@@ -167,18 +167,46 @@ class TableFit:
     @property
     def metadata(self) -> dict[str, str]:
         """λ, σ, the dtype, jaxvi's version and the input, as text."""
-        from jaxvi._version import __version__
+        return run_metadata(
+            self.label,
+            lam=self.lam_estimate or self.lam_column or self.lam,
+            lam_estimated=self.lam_estimate is not None,
+            sigma=self.sigma_column or self.sigma,
+            theta=self.theta,
+            dtype=getattr(self, "dtype", np.dtype(np.float32)),
+        )
 
-        meta = {"jaxvi_version": __version__, "input": self.label}
-        if self.lam_estimate is not None:
-            meta.update(lam=repr(self.lam_estimate), lam_estimated="true")
-        else:
-            meta["lam"] = f"column {self.lam_column}" if self.lam_column else repr(self.lam)
-        meta["sigma"] = f"column {self.sigma_column}" if self.sigma_column else repr(self.sigma)
-        if self.theta is not None:
-            meta["fixed_theta"] = repr(self.theta)
-        meta["dtype"] = getattr(self, "dtype", np.dtype(np.float32)).name
-        return meta
+
+def run_metadata(
+    label: str,
+    *,
+    lam: float | str | None,
+    sigma: float | str | None,
+    theta: float | None,
+    dtype: Any,
+    lam_estimated: bool = False,
+) -> dict[str, str]:
+    """A run's λ, σ, dtype, input and jaxvi's version, as the text that goes in a results
+    file's metadata; ``lam``/``sigma`` a number or a column's name.
+
+    Examples:
+        >>> meta = run_metadata("runs/", lam="lam", sigma=1.0, theta=None, dtype="float32")
+        >>> meta["lam"], meta["sigma"], meta["dtype"]
+        ('column lam', '1.0', 'float32')
+    """
+    from jaxvi._version import __version__
+
+    def said(value: float | str | None) -> str:
+        return f"column {value}" if isinstance(value, str) else repr(value)
+
+    meta = {"jaxvi_version": __version__, "input": label, "lam": said(lam)}
+    if lam_estimated:
+        meta["lam_estimated"] = "true"
+    meta["sigma"] = said(sigma)
+    if theta is not None:
+        meta["fixed_theta"] = repr(theta)
+    meta["dtype"] = np.dtype(dtype).name
+    return meta
 
 
 def fit_table(

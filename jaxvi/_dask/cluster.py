@@ -1,0 +1,136 @@
+"""The command's side of Dask: a scheduler named on the command line, and a folder of Parquet
+parts written atomically.
+
+``--scheduler local`` or ``local:N`` starts a ``LocalCluster`` of N worker processes of one
+thread each on 127.0.0.1 (N = the cores when not given), closed when the command ends;
+``tcp://HOST:PORT`` connects to a running scheduler (a SLURM, PBS or Kubernetes cluster's).
+The results go to a temporary folder beside the target, one part per output partition, each
+sorted by id with the run's metadata, and the folder is renamed onto the target only when
+every part is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from jaxvi._tables.files import umask
+
+__all__ = ["atomic_folder", "open_scheduler", "write_parts"]
+
+
+def _workers(spec: str) -> int:
+    count = spec.partition(":")[2]
+    if not count:
+        return os.cpu_count() or 1
+    if not count.isdigit() or int(count) < 1:
+        raise ValueError(f"--scheduler {spec}: need local, local:N with N >= 1, or tcp://HOST:PORT")
+    return int(count)
+
+
+@contextlib.contextmanager
+def open_scheduler(spec: str, *, announce: bool) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``spec`` (``local``, ``local:N``, ``tcp://HOST:PORT``),
+    closed (with its ``LocalCluster``, if it started one) when the block ends."""
+    try:
+        import distributed
+    except ImportError:
+        raise ValueError('--scheduler needs Dask; pip install "jaxvi[dask]"') from None
+    if spec == "local" or spec.startswith("local:"):
+        cluster = distributed.LocalCluster(
+            n_workers=_workers(spec),
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.CRITICAL,  # a bad dataset is the command's one line, not logs
+        )
+        stack = contextlib.ExitStack()
+        with stack:
+            stack.enter_context(cluster)
+            client = stack.enter_context(distributed.Client(cluster))
+            if announce:
+                print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+            yield client
+        return
+    if not spec.startswith(("tcp://", "tls://", "ucx://", "ws://", "wss://")):
+        raise ValueError(f"--scheduler {spec}: need local, local:N or tcp://HOST:PORT")
+    try:
+        client = distributed.Client(spec, timeout="10s")
+    except OSError as err:
+        raise ValueError(f"--scheduler {spec}: cannot connect ({err})") from None
+    with client:
+        if announce:
+            print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+        yield client
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside ``path``, renamed onto it when the block succeeds; removed
+    on any exception. An existing folder at ``path`` is replaced only by a complete one."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: is a file; with --scheduler the output is a folder of parts")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise ValueError(f"{path}: folder {parent} does not exist")
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp"))
+    except OSError as err:
+        raise ValueError(f"{path}: cannot write in {parent} ({err.strerror})") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~umask())
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".old"))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_part(frame: Any, path: str, metadata: Mapping[str, str]) -> int:
+    """One partition's results as one Parquet file with ``metadata``; its number of rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if pa.types.is_large_string(table.schema.field(0).type):  # as fit_table writes ids
+        table = table.set_column(0, table.schema.field(0).name, table.column(0).cast(pa.string()))
+    pq.write_table(table.replace_schema_metadata(dict(metadata)), path)
+    return table.num_rows
+
+
+def write_parts(
+    client: Any, results: Any, folder: Path, metadata: Mapping[str, str], *, progress: bool
+) -> int:
+    """Write each partition of ``results`` as ``folder/part-NNNNN.parquet``; the number of
+    datasets written. ``progress`` follows the tasks with ``distributed``'s bar (on stderr)."""
+    import dask
+
+    parts = results.to_delayed()
+    width = max(5, len(str(len(parts))))
+    writes = [
+        dask.delayed(_write_part)(part, str(folder / f"part-{k:0{width}d}.parquet"), metadata)
+        for k, part in enumerate(parts)
+    ]
+    futures = client.compute(writes)
+    if progress:
+        from distributed import progress as follow
+
+        with contextlib.redirect_stdout(sys.stderr):
+            follow(futures)
+            print(file=sys.stderr)
+    return sum(client.gather(futures))
