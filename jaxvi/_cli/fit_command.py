@@ -113,7 +113,7 @@ def _cmd_fit_on_dask(args: argparse.Namespace) -> int:
         )
         lam_value = plan.lam
         if plan.estimator is not None:  # λ̂ first: it goes in every part's metadata
-            merged = client.persist(plan.merged)
+            merged = plan.merged.persist()  # client.persist(frame) can drop parts of a frame
             plan = replace(plan, merged=merged)
             lam_value = client.compute(plan.lam_estimate()).result()
         meta = run_metadata(

@@ -240,5 +240,5 @@ def plan_fit(
         align_dataframes=False,
     )
     shuffled = partials.shuffle(on="dataset_id", npartitions=npartitions or table.npartitions)
-    merged = shuffled.map_partitions(merge_partials, meta=meta.drop(columns="part"))
+    merged = shuffled.map_partitions(merge_partials, meta=merge_partials(meta))
     return DaskFit(merged, problem, lam_value, sigma_value, estimator, theta, id_dtype)

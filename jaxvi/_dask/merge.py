@@ -15,6 +15,8 @@ Nothing here imports JAX.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -25,17 +27,19 @@ __all__ = ["merge_partials"]
 
 def merge_partials(partials: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset, sorted by id, from the rows of partial statistics of
-    :func:`~jaxvi._dask.partials.partition_partials` (any number per dataset, in any order);
-    the same columns, less ``part``.
+    :func:`~jaxvi._dask.partials.partition_partials` (any number per dataset, in any order),
+    with the columns of the statistics query of a whole table
+    (:func:`~jaxvi._tables.statistics.statistics_queries`), so that
+    :func:`~jaxvi._tables.checked_batches.long_batch` checks them as it checks a table's.
 
     Examples:
-        >>> parts = pd.DataFrame({"dataset_id": [7, 7], "num_rows": [2, 1], "n": [2, 1],
-        ...     "shift": [1.0, 4.0], "sum_x2": [2.0, 0.0], "non_finite": [0, 0], "part": [0, 1]})
+        >>> parts = pd.DataFrame({"dataset_id": [7, 7], "n": [2, 1], "shift": [1.0, 4.0],
+        ...     "sum_x2": [2.0, 0.0], "part": [0, 1]})
         >>> merge_partials(parts)[["dataset_id", "n", "shift", "sum_x2"]]  # x = 0, 2, 4
            dataset_id  n  shift  sum_x2
         0           7  3    2.0     8.0
     """
-    ordered = partials.sort_values(["dataset_id", PART], kind="stable", ignore_index=True)
+    ordered = partials.take(_order(partials)).reset_index(drop=True)
     ids = ordered["dataset_id"].to_numpy()
     first = np.ones(len(ids), bool)
     first[1:] = ids[1:] != ids[:-1]
@@ -57,20 +61,33 @@ def merge_partials(partials: pd.DataFrame) -> pd.DataFrame:
             m2[g] += m2_in[rows] + delta * delta * (n[g] * n2 / total)
             n[g] = total
 
-    merged = {"dataset_id": ordered["dataset_id"].iloc[starts].reset_index(drop=True)}
+    merged: dict[str, Any] = {
+        "dataset_id": ordered["dataset_id"].iloc[starts].reset_index(drop=True),
+        "num_rows": n.astype(np.int64),
+        "n": n.astype(np.int64),
+        "shift": mean,
+        "sum_x2": m2,
+        "non_finite": np.zeros(len(starts), np.int64),
+    }
     for name in partials.columns:
-        if name in ("dataset_id", PART):
-            continue
-        values = ordered[name].to_numpy()
-        if name == "shift":
-            merged[name] = mean
-        elif name == "sum_x2":
-            merged[name] = m2
-        elif name.startswith("min:"):
-            merged[name] = np.minimum.reduceat(values, starts) if len(starts) else values[:0]
-        elif name.startswith("max:"):
-            merged[name] = np.maximum.reduceat(values, starts) if len(starts) else values[:0]
-        else:  # counts: rows, values, NaN/inf, given λ or σ
-            merged[name] = np.add.reduceat(values, starts) if len(starts) else values[:0]
-    merged["n"] = n.astype(np.int64)
-    return pd.DataFrame(merged)[[c for c in partials.columns if c != PART]]
+        if name.startswith("p:"):  # a λ or σ column: the merge's checks compare min and max
+            values = ordered[name].to_numpy(np.float64)
+            column = name[2:]
+            merged[f"min:{column}"] = _reduce(np.minimum, values, starts)
+            merged[f"max:{column}"] = _reduce(np.maximum, values, starts)
+            merged[f"count:{column}"] = n.astype(np.int64)
+    return pd.DataFrame(merged)
+
+
+def _order(partials: pd.DataFrame) -> np.ndarray:
+    """The rows' order by id, then by input partition: NumPy's lexsort for integer ids (about
+    twice as fast as pandas' sort on 2·10⁶ rows), pandas' for text."""
+    ids = partials["dataset_id"]
+    if pd.api.types.is_integer_dtype(ids.dtype):
+        return np.lexsort((partials[PART].to_numpy(), ids.to_numpy()))
+    keys = pd.DataFrame({"id": ids.to_numpy(), "part": partials[PART].to_numpy()})
+    return keys.sort_values(["id", "part"], kind="stable").index.to_numpy()
+
+
+def _reduce(ufunc: np.ufunc, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    return ufunc.reduceat(values, starts) if len(starts) else values[:0]

@@ -3,9 +3,9 @@
 Each input partition (a pandas DataFrame) goes through the very query and checks that
 :func:`jaxvi.fit_table` runs on a whole table, so that a NaN, a missing value, a non-numeric
 value or a λ that varies inside the partition is named exactly as ``fit_table`` names it. What
-leaves is the query's own columns (n, the mean as ``shift``, ``Σ(x − x̄)²`` as ``sum_x2``, and
-min/max/count of a λ or σ column), one row per dataset of the partition, tagged with the
-partition's number: partial statistics that :mod:`jaxvi._dask.merge` combines exactly.
+leaves is n, the mean as ``shift``, ``Σ(x − x̄)²`` as ``sum_x2`` and the value of a λ or σ
+column, one row per dataset of the partition, tagged with the partition's number: partial
+statistics that :mod:`jaxvi._dask.merge` combines exactly.
 """
 
 from __future__ import annotations
@@ -27,25 +27,14 @@ PART = "part"  # the input partition a row of partials comes from: the merge's f
 _ROWS = 1 << 16
 
 
-def _param_columns(name: str | None) -> dict[str, str]:
-    if name is None:
-        return {}
-    return {f"min:{name}": "float64", f"max:{name}": "float64", f"count:{name}": "int64"}
-
-
 def partial_meta(id_dtype: Any, lam: str | None, sigma: str | None) -> pd.DataFrame:
-    """The empty frame of a partition's partial statistics (Dask's ``meta``)."""
-    dtypes = {
-        "dataset_id": id_dtype,
-        "num_rows": "int64",
-        "n": "int64",
-        "shift": "float64",
-        "sum_x2": "float64",
-        "non_finite": "int64",
-        **_param_columns(lam),
-        **_param_columns(sigma),
-        PART: "int64",
-    }
+    """The empty frame of a partition's partial statistics (Dask's ``meta``): ``dataset_id``,
+    ``n``, ``shift`` (the mean), ``sum_x2`` (``Σ(x − x̄)²``), ``p:<column>`` for a λ or σ
+    column, and ``part``. What the checks made redundant is not shuffled: the row count
+    (= n), the NaN/inf count (0), and the min/max/count of a parameter (one value, given)."""
+    dtypes = {"dataset_id": id_dtype, "n": "int64", "shift": "float64", "sum_x2": "float64"}
+    dtypes.update({f"p:{c}": "float64" for c in (lam, sigma) if c})
+    dtypes[PART] = "int32"
     return pd.DataFrame({k: pd.Series([], dtype=v) for k, v in dtypes.items()})
 
 
@@ -77,9 +66,14 @@ def partition_partials(
         table = pa.Table.from_pandas(frame[columns], preserve_index=False)
         src = replace(open_source(con, table), label=label)
         layout = plan_statistics(con, src, id=id, x=x, lam=lam, sigma=sigma)
+        layout = replace(layout, ordered=False)  # the merge sorts; a sort here is wasted
         batches = list(statistics_batches(con, layout, _ROWS, raw=True))
     finally:
         con.close()
-    out = pa.Table.from_batches(batches).combine_chunks().to_pandas()
-    out[PART] = np.int64(part)
+    stats = pa.Table.from_batches(batches).combine_chunks()
+    out = stats.select(["dataset_id", "n", "shift", "sum_x2"]).to_pandas()
+    for c in (lam, sigma):
+        if c:  # checked: given on every row, one value per dataset
+            out[f"p:{c}"] = stats[f"min:{c}"].to_numpy()
+    out[PART] = np.int32(part)
     return out.astype(empty.dtypes.to_dict())

@@ -86,6 +86,8 @@ class Layout:
         sigma: the column of per-dataset σ, or ``None``.
         ranges: the ranges of ids a long Parquet input sorted by id is read by, one query
             each; ``None``: one query reads it whole.
+        ordered: the statistics come sorted by id; a long table's partial statistics that
+            are merged elsewhere (:mod:`jaxvi._dask`) need no sort.
     """
 
     source: Source
@@ -94,6 +96,7 @@ class Layout:
     lam: str | None = None
     sigma: str | None = None
     ranges: IdRanges | None = None
+    ordered: bool = True
 
     @property
     def label(self) -> str:
@@ -246,5 +249,6 @@ def _statistics_sql(layout: Layout, where: str = "") -> str:
         for agg in ("min", "max", "count"):
             cols.append(f"{agg}({as_double(p)}) AS {quote(agg + ':' + p)}")
     return layout.source.sql(
-        f"SELECT {id_} AS dataset_id, {', '.join(cols)} FROM {{src}} {where} GROUP BY 1 ORDER BY 1"
+        f"SELECT {id_} AS dataset_id, {', '.join(cols)} FROM {{src}} {where} GROUP BY 1"
+        + (" ORDER BY 1" if layout.ordered else "")
     )
