@@ -37,9 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (a batch scheduler stopping the job), raised where the main thread is."""
+
+
 def _terminated(signum: int, frame) -> None:
-    # Unwinding (instead of dying at once) lets the atomic writers delete their temporary files.
-    raise SystemExit(128 + signum)
+    # Unwinding (instead of dying at once) lets a running DuckDB query be interrupted and the
+    # atomic writers delete their temporary files.
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,7 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"jaxvi {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
+    except Terminated:
+        print(f"jaxvi {args.command}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -9,11 +9,15 @@ Nothing here imports JAX.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 __all__ = [
     "EngineError",
@@ -21,6 +25,7 @@ __all__ = [
     "arrow_table",
     "connect",
     "duckdb_error",
+    "interruptible",
     "quote",
     "require",
     "run_sql",
@@ -147,21 +152,62 @@ def duckdb_error(err: BaseException, label: str) -> EngineError:
     return EngineError(f"{label}: {head}")
 
 
+def interruptible(con: Any, call: Callable[[], T]) -> T:
+    """``call()``, a blocking DuckDB call on ``con``, run so that a signal stops it at once.
+
+    Python runs a signal handler only in the main thread, between bytecodes: while DuckDB's
+    C++ runs a query there, Ctrl-C and SIGTERM wait for the query to end. So the call runs in
+    a helper thread while this one waits on a lock, which a signal does interrupt; when the
+    handler raises (``KeyboardInterrupt``, or the command's ``Terminated`` for SIGTERM), the
+    query is interrupted (``con.interrupt()``), the helper joined, and the exception goes on.
+    The connection stays usable. Off the main thread, ``call()`` runs where it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return call()
+    done = threading.Event()
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as err:  # handed to the waiting thread
+            outcome.append((False, err))
+        finally:
+            done.set()
+
+    helper = threading.Thread(target=run, name="jaxvi-duckdb", daemon=True)
+    helper.start()
+    try:
+        done.wait()
+    except BaseException:
+        con.interrupt()
+        done.wait(_JOIN_SECONDS)
+        raise
+    ok, value = outcome[0]
+    if ok:
+        return value
+    raise value
+
+
+# How long an interrupted query may take to stop before the signal's exception goes on anyway.
+_JOIN_SECONDS = 1.5
+
+
 def run_sql(con: Any, sql: str, params: Mapping[str, Any] | None, label: str) -> Any:
     """Run ``sql`` now (its results stay in DuckDB); DuckDB errors become one-line
-    :class:`ValueError` naming ``label``."""
+    :class:`ValueError` naming ``label``. A signal interrupts it (:func:`interruptible`)."""
     duckdb = _duckdb()
     try:
-        return con.execute(sql, dict(params or {}))
+        return interruptible(con, lambda: con.execute(sql, dict(params or {})))
     except duckdb.Error as err:
         raise duckdb_error(err, label) from None
 
 
 def arrow_table(con: Any, sql: str, params: Mapping[str, Any] | None, label: str) -> Any:
-    """The whole result of ``sql`` as an Arrow table; errors translated."""
+    """The whole result of ``sql`` as an Arrow table; errors translated, signals heard."""
     duckdb = _duckdb()
     try:
-        return con.sql(sql, params=dict(params or {})).to_arrow_table()
+        return interruptible(con, lambda: con.sql(sql, params=dict(params or {})).to_arrow_table())
     except duckdb.Error as err:
         raise duckdb_error(err, label) from None
 
@@ -172,14 +218,16 @@ def arrow_batches(
     """The results of ``queries`` (SQL and its parameters), one after the other, as Arrow
     record batches of exactly ``rows`` rows (the last may hold fewer), streamed: DuckDB hands
     over a vector of rows at a time, and only about one batch is held here. Errors while a
-    query runs are translated too."""
+    query runs are translated too, and a signal stops it at once (:func:`interruptible`)."""
     pa = require("pyarrow")
     duckdb = _duckdb()
     pending: list[Any] = []
     count = 0
     try:
         for sql, params in queries:
-            for part in con.sql(sql, params=dict(params)).to_arrow_reader(rows):
+            query = con.sql(sql, params=dict(params))  # planned, not run
+            reader = interruptible(con, functools.partial(query.to_arrow_reader, rows))
+            while (part := interruptible(con, functools.partial(next, reader, None))) is not None:
                 pending.append(part)
                 count += part.num_rows
                 while count >= rows:
