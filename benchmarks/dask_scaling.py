@@ -146,7 +146,7 @@ def run_on_cluster(name: str, workers: int, build, warm=None) -> dict:
             n_workers=workers,
             threads_per_worker=1,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
             silence_logs=40,
         ) as cluster,
         Client(cluster) as client,

@@ -41,7 +41,7 @@ def client():
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
             silence_logs=50,
         ) as cluster,
         distributed.Client(cluster) as c,
@@ -307,9 +307,12 @@ def test_a_missing_column_raises_when_the_graph_is_built(client, tmp_path):
     )
 
 
+JAXVI_FIT = [sys.executable, "-m", "jaxvi", "fit"]
+
+
 def _jaxvi(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "jaxvi", "fit", *args],
+        [*JAXVI_FIT, *args],
         capture_output=True,
         text=True,
         timeout=180,
@@ -365,3 +368,92 @@ def test_command_estimates_lam_on_a_running_scheduler(client, long_files, tmp_pa
     want = jaxvi.fit_table(str(folder), lam=jaxvi.estimate_lam)
     assert lam == pytest.approx(float(want.schema.metadata[b"lam"]), rel=1e-5)
     assert table.num_rows == NUM
+
+
+@pytest.mark.slow
+def test_workers_spill_below_their_memory_target_and_finish(long_files):
+    """Workers whose spill target (2 MB of a 1 GiB limit) is far below the data they hold
+    spill it to disk and finish, equal to the unconstrained run, with no worker restarted."""
+    import dask
+
+    folder, _ = long_files
+    want = _sorted(jaxvi.fit_table(str(folder)).to_pandas())
+    settings = {
+        "distributed.worker.memory.target": 0.002,
+        "distributed.worker.memory.spill": False,
+        "distributed.worker.memory.pause": False,
+    }
+    with (
+        dask.config.set(settings),
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            memory_limit="1GiB",
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=50,
+        ) as cluster,
+        distributed.Client(cluster) as small,
+    ):
+        pids = small.run(os.getpid)
+        res = small.persist(jaxvi.dask.fit_table(str(folder)).optimize())
+        distributed.wait(res)
+        spilled = small.run(lambda dask_worker: len(dask_worker.data.disk))
+        got = _sorted(small.compute(res).result())
+        assert small.run(os.getpid) == pids, "a worker was restarted"
+    assert sum(spilled.values()) > 0, "nothing was spilled"
+    _assert_equal_results(got, want, rtol=2e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_command_on_dask_stops_at_once_when_signalled(long_files, tmp_path, sig):
+    """A signal while the LocalCluster works: exit within 2 s with one line, the cluster's
+    processes gone, no folder and no temporary folder left."""
+    folder, _ = long_files
+    out = tmp_path / "results"
+    cmd = [*JAXVI_FIT, str(folder), "-o", str(out), "--scheduler", "local:2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline()  # the dashboard's address: the cluster is up
+        assert first.startswith("dask dashboard:"), first
+        time.sleep(1.0)
+        assert proc.poll() is None, "the run ended before the signal"
+        children = _children(proc.pid)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        seconds = time.monotonic() - sent
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode == 128 + sig
+    assert err.splitlines()[-1] == "jaxvi fit: interrupted"
+    assert "Traceback" not in err
+    assert seconds < 2.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    time.sleep(0.5)
+    assert [p for p in children if _alive(p)] == [], "worker processes were left behind"
+
+
+def _children(pid: int) -> list[int]:
+    """The processes started by ``pid`` and theirs (Linux's /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in os.listdir(f"/proc/{parent}/task"):
+            path = f"/proc/{parent}/task/{task}/children"
+            if os.path.exists(path):
+                with open(path) as f:
+                    kids = [int(k) for k in f.read().split()]
+                found += kids
+                todo += kids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
