@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from jaxvi._tables.engine import quote as _quote
 from jaxvi._tables.engine import run_sql
 
 __all__ = ["Source", "file_format", "open_source"]
@@ -66,6 +67,10 @@ class Source:
         columns: column name → DuckDB type (``'BIGINT'``, ``'VARCHAR'``, ``'DOUBLE'``, ...).
         types: columns whose type is imposed on the reader (CSV only).
         frame: the in-memory table DuckDB scans (``fmt == 'frame'``), else ``None``.
+        text: columns read as text whatever their type (ids that look like dates or
+            booleans are labels, not dates).
+        header: a CSV header that jaxvi read itself, ``(delimiter, names)``: DuckDB's
+            sniffer fails on a UTF-8 byte-order mark followed by a quoted field.
     """
 
     label: str
@@ -74,6 +79,8 @@ class Source:
     columns: dict[str, str] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
     frame: Any = field(default=None, repr=False, compare=False)
+    text: tuple[str, ...] = ()
+    header: tuple[str, tuple[str, ...]] | None = None
 
     @property
     def relation(self) -> str:
@@ -82,13 +89,27 @@ class Source:
 
     def _relation(self, file_column: str | None = None) -> str:
         if self.fmt == "frame":
-            return _VIEW
-        extra = ", types = $types" if self.types else ""
-        if self.fmt == "csv":
-            extra += f", buffer_size = {_CSV_BUFFER}"
-        if file_column:
-            extra += f", filename = '{file_column}'"
-        return f"{_READERS[self.fmt]}($files, union_by_name = true{extra})"
+            reader = _VIEW
+        else:
+            extra = ", types = $types" if self.types else ""
+            if self.fmt == "csv":
+                # RFC 4180's quote, not the sniffer's guess from a sample (which took ' for a
+                # quote, or none when the first quoted field came late); "" is an empty string.
+                extra += (
+                    f", buffer_size = {_CSV_BUFFER}, quote = '\"', escape = '\"', "
+                    "allow_quoted_nulls = false"
+                )
+            if self.header is not None:
+                delim, names = self.header
+                listed = ", ".join("'" + n.replace("'", "''") + "'" for n in names)
+                extra += f", skip = 1, header = false, delim = '{delim}', names = [{listed}]"
+            if file_column:
+                extra += f", filename = '{file_column}'"
+            reader = f"{_READERS[self.fmt]}($files, union_by_name = true{extra})"
+        if not self.text:
+            return reader
+        casts = ", ".join(f"CAST({_quote(c)} AS VARCHAR) AS {_quote(c)}" for c in self.text)
+        return f"(SELECT * REPLACE ({casts}) FROM {reader})"
 
     @property
     def params(self) -> dict[str, Any]:
@@ -128,6 +149,13 @@ class Source:
         if column not in own.columns:
             return f" (file {file} has no column {column!r})"
         return f" (in file {file})"
+
+    def with_text(self, con: Any, column: str) -> Source:
+        """The same table with ``column`` read as text: a CSV reader is told so (the file's
+        own characters), any other is cast."""
+        if self.fmt == "csv":
+            return _describe(con, replace(self, types={**self.types, column: "VARCHAR"}))
+        return _describe(con, replace(self, text=(*self.text, column)))
 
     def with_types(self, con: Any, types: dict[str, str]) -> Source:
         """The same files with the columns in ``types`` read as those DuckDB types (so that a
@@ -173,6 +201,29 @@ def _files_of(source: str) -> tuple[list[str], str]:
     return files, formats.pop()
 
 
+def _quoted_header_after_bom(path: str) -> tuple[str, tuple[str, ...]] | None:
+    """``(delimiter, names)`` of a CSV file that starts with a UTF-8 byte-order mark and a
+    quote, read by Python's csv module; ``None`` for any other file (DuckDB reads those)."""
+    import csv
+    import gzip
+
+    opener: Any = gzip.open if path.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            start = f.read(1 << 16)
+    except OSError:
+        return None
+    if not start.startswith(b'\xef\xbb\xbf"'):
+        return None
+    line = start[3:].decode("utf-8", "replace")
+    try:
+        dialect = csv.Sniffer().sniff(line.splitlines()[0], delimiters=",;|\t")
+    except (csv.Error, IndexError):
+        return None
+    names = next(csv.reader([line.split("\n")[0].rstrip("\r")], delimiter=dialect.delimiter))
+    return dialect.delimiter, tuple(names)
+
+
 def _frame(obj: Any) -> Any | None:
     """An object DuckDB scans in place (Arrow, pandas), or ``None`` if ``obj`` is none.
 
@@ -184,14 +235,30 @@ def _frame(obj: Any) -> Any | None:
     if type(obj).__name__ == "Series":  # one column, not a table of ids and values
         return None
     if module == "polars":
-        return (obj.collect() if hasattr(obj, "collect") else obj).to_arrow()  # zero-copy
+        return _no_half((obj.collect() if hasattr(obj, "collect") else obj).to_arrow())
     if module == "duckdb" and hasattr(obj, "to_arrow_table"):
         return obj.to_arrow_table()
     if module == "pyarrow" and hasattr(obj, "read_all"):
-        return obj.read_all()
+        return _no_half(obj.read_all())
+    if module == "pyarrow" and hasattr(obj, "schema"):
+        return _no_half(obj)
+    if module == "pandas" and hasattr(obj, "dtypes"):
+        half = [c for c, t in obj.dtypes.items() if str(t) in ("float16", "halffloat[pyarrow]")]
+        return obj.astype(dict.fromkeys(half, "float32")) if half else obj
     if module in ("pyarrow", "pandas") or hasattr(obj, "__arrow_c_stream__"):
         return obj
     return None
+
+
+def _no_half(table: Any) -> Any:
+    """``table`` with its float16 columns as float32 (exact), which DuckDB does not scan."""
+    import pyarrow as pa
+
+    schema = table.schema
+    if not any(pa.types.is_float16(f.type) for f in schema):
+        return table
+    fields = [f.with_type(pa.float32()) if pa.types.is_float16(f.type) else f for f in schema]
+    return table.cast(pa.schema(fields, metadata=schema.metadata))
 
 
 def _describe(con: Any, src: Source) -> Source:
@@ -223,7 +290,8 @@ def open_source(con: Any, source: Any) -> Source:
         files, fmt = _files_of(text)
         if fmt == "npz":
             raise ValueError(f"{text}: an NPZ file is not a table; use jaxvi fit, which reads it")
-        return _describe(con, Source(text, fmt, tuple(files)))
+        header = _quoted_header_after_bom(files[0]) if fmt == "csv" else None
+        return _describe(con, Source(text, fmt, tuple(files), header=header))
     frame = _frame(source)
     if frame is None:
         raise TypeError(

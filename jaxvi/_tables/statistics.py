@@ -165,15 +165,16 @@ def plan_statistics(
 ) -> Layout:
     """Check ``src``'s columns and their types, and say how its statistics are read.
 
-    A table without the column ``x`` but with ``n``, ``sum_x`` and ``sum_x2`` is a statistics
-    table. Ids must be integers or text. Values must be numbers: a CSV value column that
-    holds text is searched for the first value that is no number, and its dataset named. A
-    long Parquet input whose files say it is sorted by an integer id is read by ranges of
-    ids (:mod:`jaxvi._tables.id_ranges`).
+        A table without the column ``x`` but with ``n``, ``sum_x`` and ``sum_x2`` is a statistics
+        table. Ids are integers or text: any other type (dates, booleans, decimals) is read as
+    text. Values must be numbers: a CSV value column that
+        holds text is searched for the first value that is no number, and its dataset named. A
+        long Parquet input whose files say it is sorted by an integer id is read by ranges of
+        ids (:mod:`jaxvi._tables.id_ranges`).
 
-    Raises:
-        ValueError: one line naming the input, the column and, where there is one, the
-            dataset.
+        Raises:
+            ValueError: one line naming the input, the column and, where there is one, the
+                dataset.
     """
     stats = x not in src.columns and all(c in src.columns for c in STATS_COLUMNS)
     numbers = [*(STATS_COLUMNS if stats else (x,)), *(c for c in (lam, sigma) if c)]
@@ -181,10 +182,14 @@ def plan_statistics(
         numbers.append("shift")
     require_columns(src.label, src.columns, [id, *numbers])
     kind = src.columns[id]
-    if kind not in _INTEGERS and kind not in _TEXT:
-        raise ValueError(
-            f"{src.label}: column {id!r} must hold integer or string ids, not {kind} values"
-        )
+    if _is_number(kind):  # 1.0 and 1 would be one dataset or two: say so instead of guessing
+        if kind not in _INTEGERS:
+            raise ValueError(
+                f"{src.label}: column {id!r} must hold integer or string ids, not {kind} values"
+            )
+    elif kind not in _TEXT:
+        src = src.with_text(con, id)  # an id is a label: a date or boolean id is its text
+        kind = src.columns[id]
     for column in numbers:
         src = _check_number_column(con, src, id, column)
     if stats:
