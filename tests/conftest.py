@@ -34,6 +34,14 @@ def _no_cache_in_the_users_home(tmp_path_factory):
         os.environ["JAX_COMPILATION_CACHE_DIR"] = before
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--runslow",
+        action="store_true",
+        help="run the generated-input tests with 2,000 examples each (100 by default)",
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     skip64 = pytest.mark.skip(reason="float64: runs in its own process (tests/test_float64.py)")
     for item in items:

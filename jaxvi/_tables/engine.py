@@ -131,7 +131,8 @@ def duckdb_error(err: BaseException, label: str) -> EngineError:
         if m := re.match(r"^(file|Original Line) ?[=:] ?(.*)$", s):
             fields[m[1]] = m[2]
     where = fields.get("file", label)
-    column = re.search(r'converting column "(.+?)"', text)
+    # The name as written, quotes included ('converting column ""q"". Could not convert').
+    column = re.search(r'converting column "(.+?)"\. ', text)
     csv_line = re.match(r"CSV Error on Line: (\d+)", head)
     if csv_line:
         reason = next(

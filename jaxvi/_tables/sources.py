@@ -67,8 +67,8 @@ class Source:
         columns: column name → DuckDB type (``'BIGINT'``, ``'VARCHAR'``, ``'DOUBLE'``, ...).
         types: columns whose type is imposed on the reader (CSV only).
         frame: the in-memory table DuckDB scans (``fmt == 'frame'``), else ``None``.
-        text: columns read as text whatever their type (ids that look like dates or
-            booleans are labels, not dates).
+        casts: columns read as another DuckDB type, ``(column, type)``: ids that look like
+            dates or booleans are labels (text); JSON's 128-bit integers are 64-bit ones.
         header: a CSV header that jaxvi read itself, ``(delimiter, names)``: DuckDB's
             sniffer fails on a UTF-8 byte-order mark followed by a quoted field.
     """
@@ -79,7 +79,7 @@ class Source:
     columns: dict[str, str] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
     frame: Any = field(default=None, repr=False, compare=False)
-    text: tuple[str, ...] = ()
+    casts: tuple[tuple[str, str], ...] = ()
     header: tuple[str, tuple[str, ...]] | None = None
 
     @property
@@ -106,9 +106,9 @@ class Source:
             if file_column:
                 extra += f", filename = '{file_column}'"
             reader = f"{_READERS[self.fmt]}($files, union_by_name = true{extra})"
-        if not self.text:
+        if not self.casts:
             return reader
-        casts = ", ".join(f"CAST({_quote(c)} AS VARCHAR) AS {_quote(c)}" for c in self.text)
+        casts = ", ".join(f"CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in self.casts)
         return f"(SELECT * REPLACE ({casts}) FROM {reader})"
 
     @property
@@ -150,12 +150,12 @@ class Source:
             return f" (file {file} has no column {column!r})"
         return f" (in file {file})"
 
-    def with_text(self, con: Any, column: str) -> Source:
-        """The same table with ``column`` read as text: a CSV reader is told so (the file's
-        own characters), any other is cast."""
+    def with_type(self, con: Any, column: str, kind: str) -> Source:
+        """The same table with ``column`` read as the DuckDB type ``kind``: a CSV reader is
+        told so (text is then the file's own characters), any other is cast."""
         if self.fmt == "csv":
-            return _describe(con, replace(self, types={**self.types, column: "VARCHAR"}))
-        return _describe(con, replace(self, text=(*self.text, column)))
+            return _describe(con, replace(self, types={**self.types, column: kind}))
+        return _describe(con, replace(self, casts=(*self.casts, (column, kind))))
 
     def with_types(self, con: Any, types: dict[str, str]) -> Source:
         """The same files with the columns in ``types`` read as those DuckDB types (so that a

@@ -188,7 +188,10 @@ def plan_statistics(
                 f"{src.label}: column {id!r} must hold integer or string ids, not {kind} values"
             )
     elif kind not in _TEXT:
-        src = src.with_text(con, id)  # an id is a label: a date or boolean id is its text
+        src = src.with_type(con, id, "VARCHAR")  # an id is a label: a date's is its text
+        kind = src.columns[id]
+    if kind in ("HUGEINT", "UHUGEINT"):  # JSON's integers; Arrow has no 128-bit integer
+        src = src.with_type(con, id, "BIGINT" if kind == "HUGEINT" else "UBIGINT")
         kind = src.columns[id]
     for column in numbers:
         src = _check_number_column(con, src, id, column)
