@@ -103,6 +103,8 @@ def test_keyboard_interrupt_stops_fit_table_and_the_next_call_works(slow_input):
         stopped = time.monotonic()
     finally:
         timer.cancel()
-    assert sent and stopped - sent[0] < 2.0
+    # Typically 0.03-0.1 s, also with both cores busy; the bound leaves room for a loaded
+    # machine (the query alone runs 3.6-10 s). The command's 2 s is tested above.
+    assert sent and stopped - sent[0] < 3.0
     res = jaxvi.fit_table(pa.table({"dataset_id": [1, 1, 2], "x": [0.5, 1.5, 2.0]}))
     assert res["n"].to_pylist() == [2, 1]
