@@ -73,9 +73,37 @@ def _warm_kernel(args: argparse.Namespace, dtype_name: str, *, without_jax: bool
             pass
     from jaxvi._tables.study import enable_dtype
 
-    _use_compilation_cache(cache)
     enable_dtype(dtype_name)
+    if not _writable(folder):
+        import jax
+
+        # JAX reads JAX_COMPILATION_CACHE_DIR itself, and would warn on every entry it tries.
+        jax.config.update("jax_enable_compilation_cache", False)
+        warm(shape)  # compiled in memory, each run
+        return
+    _use_compilation_cache(cache)
     warm(shape, folder)
+
+
+def _writable(folder: str) -> bool:
+    """Whether the cache folder can be made and written; if not, one warning on stderr (the
+    run goes on, compiling its kernel instead of loading it)."""
+    import os
+    import sys
+    import tempfile
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        print(
+            f"jaxvi fit: warning: cache folder {folder} cannot be written ({err.strerror}); "
+            "the kernel is compiled on every run (set JAX_COMPILATION_CACHE_DIR)",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def _cmd_fit_on_dask(args: argparse.Namespace) -> int:

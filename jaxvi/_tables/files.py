@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -38,6 +39,7 @@ __all__ = [
     "output_table",
     "sidecar_path",
     "umask",
+    "write_error",
 ]
 
 OUTPUT_FORMATS = ("parquet", "csv", "npz")
@@ -100,6 +102,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def write_error(path: str | os.PathLike, err: OSError) -> ValueError:
+    """A write that failed as one line naming the output asked for, not its temporary file.
+
+    Examples:
+        >>> import errno
+        >>> print(write_error("r.csv", OSError(errno.EFBIG, "Error writing bytes to file")))
+        r.csv: file too large (Error writing bytes to file)
+    """
+    code = err.errno
+    if code is None and (found := re.search(r"\[errno (\d+)\]", str(err), re.I)):
+        code = int(found[1])
+    detail = (err.strerror or str(err)).splitlines()[0]
+    if code is None:
+        return ValueError(f"{path}: cannot be written ({detail})")
+    detail = re.sub(r"^\[Errno \d+\] ", "", detail)
+    return ValueError(f"{path}: {os.strerror(code).lower()} ({detail})")
 
 
 def umask() -> int:
@@ -270,8 +290,11 @@ def output_table(
         try:
             yield writer
             writer.close()
+            if meta_tmp is not None:
+                meta_tmp.write_text(json.dumps(writer.metadata, indent=1) + "\n", encoding="utf-8")
+        except OSError as err:  # a full disk, a file-size limit: name the file asked for
+            writer.abort()
+            raise write_error(path, err) from None
         except BaseException:
             writer.abort()
             raise
-        if meta_tmp is not None:
-            meta_tmp.write_text(json.dumps(writer.metadata, indent=1) + "\n", encoding="utf-8")
