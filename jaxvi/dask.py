@@ -14,6 +14,11 @@ Examples:
 
 from __future__ import annotations
 
+try:  # Dask's collections are the interface: without them there is nothing to offer
+    import dask.dataframe  # noqa: F401
+except ImportError as err:  # pragma: no cover - the dask extra is installed in the tests
+    raise ImportError('jaxvi.dask needs Dask; pip install "jaxvi[dask]"') from err
+
 from jaxvi._dask.graph import fit_table as fit_table
 
 __all__ = ["fit_table"]

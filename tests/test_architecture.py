@@ -186,3 +186,14 @@ def test_import_jaxvi_loads_nothing_heavy_until_a_name_is_used():
         "assert callable(jaxvi.fit) and 'jax' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_import_jaxvi_dask_imports_dask_and_not_jax():
+    # A Dask client builds graphs; JAX is imported by the workers that solve.
+    code = (
+        "import sys, jaxvi.dask\n"
+        "assert 'dask.dataframe' in sys.modules\n"
+        "assert 'jax' not in sys.modules and 'jaxlib' not in sys.modules\n"
+        "assert callable(jaxvi.dask.fit_table)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
