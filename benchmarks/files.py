@@ -161,10 +161,10 @@ def make_inputs(
     return paths
 
 
-def command(contender: str, src: Path, out: Path) -> list[str]:
+def command(contender: str, src: Path, out: Path, jaxvi_args: tuple[str, ...] = ()) -> list[str]:
     fmt = "csv" if src.suffix == ".csv" else "parquet"
     if contender == "jaxvi":
-        return [sys.executable, "-m", "jaxvi", "fit", str(src), "-o", str(out), "-q"]
+        return [sys.executable, "-m", "jaxvi", "fit", str(src), "-o", str(out), "-q", *jaxvi_args]
     if contender == "kernel":
         return [sys.executable, "-c", KERNEL_ONLY]
     if contender in BASELINES:
@@ -210,6 +210,11 @@ def main() -> None:
         help="the folder under which the inputs are kept, in DIR/DATASETS-LOW-HIGH (default: "
         "$TMPDIR/jaxvi-files-bench)",
     )
+    p.add_argument(
+        "--jaxvi-args",
+        default="",
+        help="more options for jaxvi fit, e.g. '--memory-limit 300MB' (bounded memory)",
+    )
     p.add_argument("--json", default=None, help="also write the measurements here")
     p.add_argument(
         "--plot", default=None, help="also draw wall time and peak RSS against the query (PNG)"
@@ -233,7 +238,7 @@ def main() -> None:
                     continue
                 out = folder / f"out-{who}.parquet"
                 times.setdefault((name, who), []).append(
-                    run_once(command(who, paths[name], out), env)
+                    run_once(command(who, paths[name], out, tuple(args.jaxvi_args.split())), env)
                 )
         if "kernel" in contenders:
             for who in ("kernel", *BASELINES):

@@ -222,6 +222,11 @@ def plan_fit(
 
     value_columns = tuple(c for c in (x, lam_column, sigma_column) if c)
     table, label = read_table(source, storage_options=storage_options, value_columns=value_columns)
+    if x not in table.columns and {"n", "sum_x", "sum_x2"} <= set(table.columns):
+        raise ValueError(
+            f"{label}: a statistics table (n, sum_x, sum_x2) has one row per dataset and needs "
+            "no cluster; read it with jaxvi.fit_table"
+        )
     require_columns(label, table.columns, [id, *value_columns])
     table = table[list(dict.fromkeys([id, *value_columns]))]
     id_dtype = table.dtypes[id]
