@@ -464,5 +464,5 @@ def test_a_statistics_table_is_sent_to_fit_table(tmp_path):
         {"dataset_id": [1, 2], "n": [2, 1], "sum_x": [1.0, 2.0], "sum_x2": [1.0, 4.0]}
     )
     source = _split_files(tmp_path / "in", frame)
-    with pytest.raises(ValueError, match="statistics table .* read it with jaxvi.fit_table"):
+    with pytest.raises(ValueError, match=r"statistics table .* read it with jaxvi\.fit_table"):
         jaxvi.dask.fit_table(source)
