@@ -9,6 +9,7 @@ Nothing here imports JAX.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -90,8 +91,10 @@ def connect(
     # of time: the statistics query on 10⁶ datasets peaked 15-75 MB lower, no slower. A
     # setting of the Parquet extension, which loads on first use, so not in ``config``.
     con.execute("SET disable_parquet_prefetching = true")
-    # DuckDB draws a bar of its own on a query over 2 s; jaxvi draws one where asked.
-    con.execute("SET enable_progress_bar = false")
+    # DuckDB draws a bar of its own on a query over 2 s; jaxvi draws one where asked. In
+    # Jupyter without ipywidgets DuckDB refuses any change to the setting (and draws none).
+    with contextlib.suppress(duckdb.Error):
+        con.execute("SET enable_progress_bar = false")
     return con
 
 
