@@ -60,3 +60,34 @@ def test_a_cache_folder_that_cannot_be_written_warns_once_and_fits(tmp_path):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("jaxvi fit: warning: cache folder "), lines
     assert pq.read_table(out)["n"].to_pylist() == [2, 1]
+
+
+def _dead_pid() -> int:
+    """The id of a process that has ended."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
+                          capture_output=True, check=True)  # fmt: skip
+    return int(proc.stdout)
+
+
+def test_what_killed_runs_left_is_removed_by_the_next_and_a_live_runs_is_kept(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("dataset_id,x\n1,0.5\n1,1.5\n2,3.0\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    dead, live = _dead_pid(), os.getpid()
+    stale = out / f".r.parquet.{dead}-abc.tmp"
+    stale.write_text("partial output of a killed run")
+    running = out / f".r.parquet.{live}-xyz.tmp"
+    running.write_text("a concurrent run's output")
+    spill = tmp_path / "tmp" / "jaxvi_duckdb"
+    (spill / str(dead)).mkdir(parents=True)
+    (spill / str(dead) / "duckdb_temp_storage-0.tmp").write_bytes(b"spilled")
+    (spill / str(live)).mkdir()
+    env = dict(os.environ, JAX_PLATFORMS="cpu", TMPDIR=str(tmp_path / "tmp"))
+    proc = subprocess.run(
+        [*JAXVI, str(data), "-o", str(out / "r.parquet"), "-q"], env=env, capture_output=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(["r.parquet", running.name])
+    assert not (spill / str(dead)).exists()
+    assert (spill / str(live)).exists()

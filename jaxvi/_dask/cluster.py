@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxvi._tables.files import umask
+from jaxvi._tables.leftovers import remove_dead
 
 __all__ = ["atomic_folder", "open_scheduler", "write_parts"]
 
@@ -99,8 +100,10 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     parent = path.absolute().parent
     if not parent.is_dir():
         raise ValueError(f"{path}: folder {parent} does not exist")
+    remove_dead(parent, f".{path.name}.", ".tmp")  # what killed runs left here
     try:
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp"))
+        prefix = f".{path.name}.{os.getpid()}-"
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=".tmp"))
     except OSError as err:
         raise ValueError(f"{path}: cannot write in {parent} ({err.strerror})") from None
     try:

@@ -63,8 +63,9 @@ def connect(
             DuckDB's default (80% of RAM) when ``None``. Group-bys and sorts larger than this
             spill to ``temp_directory``.
         threads: worker threads; all cores when ``None``.
-        temp_directory: where spilled data go; a fresh folder under the system's temporary
-            directory when ``None`` (DuckDB removes its files when the connection closes).
+        temp_directory: where spilled data go; when ``None``, this process's folder under
+            the system's temporary directory, ``jaxvi_duckdb/<pid>`` (DuckDB removes its files
+            when the connection closes; those of killed processes go when the next opens).
         keep_order: return a scan's rows in the input's order (DuckDB's
             ``preserve_insertion_order``); off by default, since the group-by's results come
             back sorted by id anyway and a parallel scan is cheaper without it.
@@ -74,7 +75,7 @@ def connect(
     """
     duckdb = _duckdb()
     config: dict[str, Any] = {
-        "temp_directory": os.fspath(temp_directory or tempfile.gettempdir() + "/jaxvi_duckdb"),
+        "temp_directory": os.fspath(temp_directory or _spill_folder()),
         "preserve_insertion_order": keep_order,
     }
     if memory_limit is not None:
@@ -96,6 +97,16 @@ def connect(
     with contextlib.suppress(duckdb.Error):
         con.execute("SET enable_progress_bar = false")
     return con
+
+
+def _spill_folder() -> str:
+    """This process's spill folder, ``<tmp>/jaxvi_duckdb/<pid>``, after removing those of
+    processes that are gone (a SIGKILLed run cannot remove its own)."""
+    from jaxvi._tables.leftovers import remove_dead
+
+    base = os.path.join(tempfile.gettempdir(), "jaxvi_duckdb")
+    remove_dead(base)
+    return os.path.join(base, str(os.getpid()))
 
 
 def quote(name: str) -> str:

@@ -29,6 +29,7 @@ import numpy as np
 
 from jaxvi._tables.columns import numbers, numbers_table
 from jaxvi._tables.engine import require
+from jaxvi._tables.leftovers import remove_dead
 from jaxvi._tables.sources import file_format
 
 __all__ = [
@@ -73,7 +74,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary file lives in the destination's folder so that :func:`os.replace` is an
     atomic rename on the same file system. On any exception it is removed; after ``SIGKILL``
-    a hidden ``.NAME.*.tmp`` file may remain, but never a partial file under ``NAME``.
+    a hidden ``.NAME.<pid>-*.tmp`` file may remain, but never a partial file under ``NAME``;
+    the next run to write beside it removes it (:mod:`jaxvi._tables.leftovers`).
 
     Examples:
         >>> import tempfile
@@ -88,8 +90,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise ValueError(f"{path}: is a folder, expected an output file name")
     if not path.parent.is_dir():
         raise ValueError(f"{path}: folder {path.parent} does not exist")
+    remove_dead(path.parent, f".{path.name}.", ".tmp")  # what killed runs left here
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp"
+        )
     except OSError as err:  # a read-only or pseudo file system: name the file asked for
         raise ValueError(f"{path}: cannot write in {path.parent} ({err.strerror})") from None
     os.close(fd)
