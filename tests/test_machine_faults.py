@@ -4,7 +4,6 @@ cannot be written. Each gives one line and a clean folder, or a warning and a co
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 
@@ -24,8 +23,14 @@ def input_file(tmp_path_factory):
     return path
 
 
-def _limit_file_size() -> None:
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))  # 1 MB, as `ulimit -f 1024`
+# The command under a 1 MB file-size limit, as `ulimit -f 1024` sets it (set in the child
+# itself: a preexec_fn is unsafe in a process that runs threads).
+LIMITED = (
+    "import resource, sys\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+    "from jaxvi.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
 
 
 @pytest.mark.parametrize("ending", [".csv", ".parquet"])
@@ -34,8 +39,7 @@ def test_a_file_size_limit_names_the_output_and_leaves_nothing(input_file, tmp_p
     out.mkdir()
     target = out / f"results{ending}"
     proc = subprocess.run(
-        [*JAXVI, str(input_file), "-o", str(target), "-q"],
-        preexec_fn=_limit_file_size,
+        [sys.executable, "-c", LIMITED, "fit", str(input_file), "-o", str(target), "-q"],
         capture_output=True,
         text=True,
         env=dict(os.environ, JAX_PLATFORMS="cpu"),

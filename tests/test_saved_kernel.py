@@ -46,7 +46,9 @@ def study(tmp_path):
     return tmp_path
 
 
-def _fit(folder: Path, cache: Path, out: str, *extra: str, platforms: str = "cpu") -> str:
+def _fit(
+    folder: Path, cache: Path, out: str, *extra: str, platforms: str = "cpu", warns: str = ""
+) -> str:
     env = dict(os.environ, JAX_PLATFORMS=platforms, JAX_COMPILATION_CACHE_DIR=str(cache))
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # set by `import jax` here; a user's shell lacks it
     args = ["fit", str(folder / "d.parquet"), "-o", str(folder / out), "-q", *extra]
@@ -58,7 +60,11 @@ def _fit(folder: Path, cache: Path, out: str, *extra: str, platforms: str = "cpu
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == "", proc.stderr  # -q: a run that succeeds prints nothing (no XLA logs)
+    # -q: a run that succeeds prints nothing (no XLA logs), or the one warning expected.
+    if warns:
+        assert proc.stderr.startswith(warns) and proc.stderr.count("\n") == 1, proc.stderr
+    else:
+        assert proc.stderr == "", proc.stderr
     return proc.stdout.split()[-1]
 
 
@@ -119,8 +125,9 @@ def test_a_cache_folder_that_cannot_be_written_only_costs_the_compile(study):
     cache = study / "cache"
     cache.mkdir()
     (cache / "jaxvi-kernels").write_text("a file where the folder would go")
+    warns = f"jaxvi fit: warning: cache folder {cache / 'jaxvi-kernels'} cannot be written"
     for out in ("first.parquet", "second.parquet"):
-        assert _fit(study, cache, out, "--batch-size", "128") == "traced"
+        assert _fit(study, cache, out, "--batch-size", "128", warns=warns) == "traced"
     assert pq.read_table(study / "second.parquet").equals(pq.read_table(study / "first.parquet"))
 
 
