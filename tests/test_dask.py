@@ -134,11 +134,12 @@ def test_equals_fit_table_in_float32(client, long_files, id_column):
     _assert_equal_results(got, want, rtol=2e-6, sigma=0.75)
 
 
-def test_lam_column_and_estimate_equal_fit_table(client, long_files):
+def test_lam_column_theta_and_estimate_equal_fit_table(client, long_files):
     folder, _ = long_files
-    got = _sorted(jaxvi.dask.fit_table(str(folder), lam="lam").compute())
-    want = jaxvi.fit_table(str(folder), lam="lam").to_pandas()
-    _assert_equal_results(got, want, rtol=2e-6)
+    for theta in (None, 0.7):  # θ* and a fixed θ
+        got = _sorted(jaxvi.dask.fit_table(str(folder), lam="lam", theta=theta).compute())
+        want = jaxvi.fit_table(str(folder), lam="lam", theta=theta).to_pandas()
+        _assert_equal_results(got, want, rtol=2e-6)
     got = _sorted(jaxvi.dask.fit_table(str(folder), lam=jaxvi.estimate_lam).compute())
     want = jaxvi.fit_table(str(folder), lam=jaxvi.estimate_lam).to_pandas()
     _assert_equal_results(got, want, rtol=1e-5)

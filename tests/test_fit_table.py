@@ -288,10 +288,15 @@ def test_row_order_and_files_change_nothing_but_rounding(tmp_path_factory, seed,
     _assert_matches_fit(res, GROUPS)
 
 
-def test_spills_to_disk_below_the_group_by_state(tmp_path):
+def test_spills_to_disk_below_the_group_by_state(tmp_path, monkeypatch):
     # 300,000 datasets in random order: DuckDB's group-by state (ids, counts, means, Welford
     # sums) and the sort need more than 30 MB. The query spills instead of failing, and
-    # gives every dataset; forbidden to spill, the same query runs out of memory.
+    # gives every dataset; forbidden to spill, the same query runs out of memory. The spill
+    # folder, <tmp>/jaxvi_duckdb/<pid>, is made from a bare temporary folder.
+    import tempfile
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     num = 300_000
     rng = np.random.default_rng(6)
     ids = rng.permutation(np.repeat(np.arange(num), 2))
@@ -305,6 +310,7 @@ def test_spills_to_disk_below_the_group_by_state(tmp_path):
     order = np.argsort(ids, kind="stable")
     pairs = x[order].reshape(num, 2).astype(np.float64)
     np.testing.assert_allclose(res["b"].to_numpy(), pairs.sum(1) - 1.0, rtol=1e-5, atol=1e-5)
+    assert not [p for p in (tmp_path / "tmp").rglob("*") if p.is_file()], "spill files left"
     run = TableFit(path, memory_limit="30MB", threads=1)
     run.con.execute("SET max_temp_directory_size = '0KB'")
     with pytest.raises(ValueError, match=r"d\.parquet: .*(offload|Out of Memory|allocate)"):

@@ -106,6 +106,8 @@ def _spill_folder() -> str:
 
     base = os.path.join(tempfile.gettempdir(), "jaxvi_duckdb")
     remove_dead(base)
+    with contextlib.suppress(OSError):  # DuckDB makes the last folder of the path only
+        os.makedirs(base, exist_ok=True)
     return os.path.join(base, str(os.getpid()))
 
 
