@@ -95,3 +95,21 @@ def test_what_killed_runs_left_is_removed_by_the_next_and_a_live_runs_is_kept(tm
     assert sorted(p.name for p in out.iterdir()) == sorted(["r.parquet", running.name])
     assert not (spill / str(dead)).exists()
     assert (spill / str(live)).exists()
+
+
+def test_concurrent_runs_on_one_input_output_and_cache_agree(input_file, tmp_path):
+    """Three runs at once, same input, same output file, same (empty) cache: each succeeds,
+    the output is one complete file equal to a lone run's, and nothing else is left."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(tmp_path / "c"))
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = [*JAXVI, str(input_file), "-o", str(out / "r.parquet"), "-q"]
+    procs = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    assert errors == ["", "", ""]
+    assert [p.name for p in out.iterdir()] == ["r.parquet"]
+    together = pq.read_table(out / "r.parquet")
+    alone = tmp_path / "alone.parquet"
+    subprocess.run([*JAXVI, str(input_file), "-o", str(alone), "-q"], env=env, check=True)
+    assert together.equals(pq.read_table(alone))
