@@ -14,10 +14,10 @@ Contenders, each writing one row per dataset, sorted by id, to Parquet:
 * ``duckdb``: one DuckDB SQL query: n, mean and Σ(x − x̄)² (``avg``, ``var_pop``), then B, θ*,
   ELBO and gradient in SQL, ``COPY … TO`` Parquet (6 columns; SQL has no log Φ);
 * ``polars``: the same in a lazy polars query, streamed to Parquet;
-* ``kernel``: no input at all: the process only loads jaxvi's table kernel from the command's
-  cache (through jaxlib's client, without importing JAX), as ``jaxvi fit`` does while DuckDB
-  reads. It is the fixed cost of running a compiled XLA kernel, which the SQL peer does not
-  pay.
+* ``kernel``: no input at all: the process only imports JAX and loads jaxvi's table kernel
+  from JAX's persistent compilation cache in the command's cache folder, as ``jaxvi fit`` does
+  while DuckDB reads. It is the fixed cost of running a compiled XLA kernel, which the SQL
+  peer does not pay.
 
 Besides wall time and peak RSS, each row gives the CPU seconds (user + system) of the process.
 A process that does the query's work and the kernel's cannot take less wall time than either
@@ -99,13 +99,13 @@ res.sink_parquet(out)
 """
 
 INPUTS = ("sorted_parquet", "shuffled_parquet", "sorted_csv", "shuffled_csv")
-# The fixed cost of the kernel in ``jaxvi fit``: load it from the command's cache (through
-# jaxlib's client, without importing JAX), by the function the command runs beside the query.
+# The fixed cost of the kernel in ``jaxvi fit``: import JAX and load the kernel from the
+# command's cache, by the function the command runs beside the query.
 KERNEL_ONLY = r"""
 import argparse
 from jaxvi._cli.fit_command import _warm_kernel
 args = argparse.Namespace(batch_size=None, lam_column=None, sigma_column=None, theta=None)
-_warm_kernel(args, "float32", without_jax=True)
+_warm_kernel(args, "float32")
 """
 
 CONTENDERS = ("jaxvi", "duckdb", "polars", "kernel")

@@ -136,6 +136,70 @@ def test_the_checks_can_fail():
     assert layer_of("jaxvi._model.exact") < layer_of("jaxvi._stats.padded")
 
 
+# JAX's and jaxlib's internals, which change without notice: jaxvi uses public APIs only.
+PRIVATE_JAX = (
+    "jax._src",
+    "jaxlib._jax",
+    "jaxlib.xla_client",
+    "jaxlib.xla_extension",
+    "jax.lib",
+    "jax.interpreters",
+    "jax.extend",
+)
+
+
+def _dotted(node: ast.AST) -> str | None:
+    """``a.b.c`` for an attribute chain on a name, else ``None``."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
+
+
+def private_jax_uses(source: str) -> list[str]:
+    """Each import of, or attribute chain into, JAX's internals in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Attribute):
+            names = [_dotted(node) or ""]
+        else:
+            continue
+        for name in names:
+            if any(name == p or name.startswith(p + ".") for p in PRIVATE_JAX):
+                found.append(f"line {node.lineno}: {name}")
+    return found
+
+
+def test_only_public_jax_apis():
+    used = {m: private_jax_uses(p.read_text()) for m, p in MODULES.items()}
+    bad = [f"{m} {use}" for m, uses in used.items() for use in uses]
+    assert not bad, "JAX internals used:\n" + "\n".join(bad)
+
+
+def test_the_private_api_check_can_fail():
+    source = (
+        "import jaxlib._jax as _jax\n"
+        "from jaxlib import xla_client\n"
+        "from jax._src.lib import version\n"
+        "def f(jax):\n"
+        "    return jax.interpreters.pxla, jax.numpy.ones, jax.ffi.ffi_call\n"
+    )
+    assert private_jax_uses(source) == [
+        "line 1: jaxlib._jax",
+        "line 2: jaxlib.xla_client",
+        "line 3: jax._src.lib.version",
+        "line 5: jax.interpreters.pxla",
+        "line 5: jax.interpreters",
+    ]
+
+
 def _defined_and_exported(module: str) -> tuple[set[str], list[str] | None]:
     tree = ast.parse(MODULES[module].read_text())
     defined: set[str] = set()

@@ -1,9 +1,8 @@
 """``jaxvi fit``: a table of observations in, a table of results out (``fit_table`` on DuckDB).
 
-The kernel is made ready in a second thread while DuckDB reads. The command (an application,
-not the library) keeps it compiled in its cache folder (:mod:`jaxvi._tables.saved_kernel`),
-beside JAX's persistent compilation cache, and runs it there without importing JAX
-(:mod:`jaxvi._tables.xla_runtime`).
+The kernel is made ready in a second thread while DuckDB reads: JAX is imported there and the
+kernel loaded from JAX's persistent compilation cache, which the command (an application, not
+the library) keeps in its cache folder.
 """
 
 from __future__ import annotations
@@ -43,21 +42,21 @@ def _use_compilation_cache(folder: str) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
-def _warm_kernel(args: argparse.Namespace, dtype_name: str, *, without_jax: bool) -> None:
-    """Make the fit kernel ready for full batches while DuckDB reads: load the compiled
-    kernel from the command's cache onto this CPU without importing JAX (when
-    ``without_jax`` and JAX would run here too), else import JAX and load it, or trace and
-    compile it and save it there."""
-    import os
+def _warm_kernel(args: argparse.Namespace, dtype_name: str) -> None:
+    """Make the fit kernel ready for full batches while DuckDB reads: import JAX and load the
+    compiled kernel from JAX's persistent compilation cache in the command's cache folder (or
+    compile it there, on a first run)."""
+    import sys
+    import warnings
+    from pathlib import Path
 
     import numpy as np
 
     from jaxvi._tables.fit_table import BATCH_SIZE
-    from jaxvi._tables.kernel import KernelShape, load_saved, warm
-    from jaxvi._tables.xla_runtime import jax_would_use_this_cpu
+    from jaxvi._tables.kernel import CACHE_ENTRY_PREFIX, KernelShape, warm
+    from jaxvi._tables.study import enable_dtype
 
-    cache = _cache_folder()
-    folder = os.path.join(cache, "jaxvi-kernels")
+    enable_dtype(dtype_name)
     shape = KernelShape(
         args.batch_size or BATCH_SIZE,
         np.dtype(dtype_name or "float32"),
@@ -65,24 +64,33 @@ def _warm_kernel(args: argparse.Namespace, dtype_name: str, *, without_jax: bool
         sigma_rows=args.sigma_column is not None,
         theta=args.theta,
     )
-    if without_jax and jax_would_use_this_cpu():
-        try:
-            if load_saved(shape, folder):
-                return
-        except Exception:  # a jaxlib without these calls: JAX loads the kernel instead
-            pass
-    from jaxvi._tables.study import enable_dtype
-
-    enable_dtype(dtype_name)
-    if not _writable(folder):
+    cache = _cache_folder()
+    if not _writable(cache):
         import jax
 
         # JAX reads JAX_COMPILATION_CACHE_DIR itself, and would warn on every entry it tries.
         jax.config.update("jax_enable_compilation_cache", False)
-        warm(shape)  # compiled in memory, each run
+        warm(shape)
         return
     _use_compilation_cache(cache)
-    warm(shape, folder)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        warm(shape)
+    damaged = False
+    for w in seen:
+        if "persistent compilation cache entry" in str(w.message):
+            damaged = True
+        else:  # not ours to hide
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if damaged:
+        # JAX compiled the kernel, but never replaces an entry: remove it for the next run.
+        for entry in Path(cache).glob(CACHE_ENTRY_PREFIX + "*"):
+            entry.unlink(missing_ok=True)
+        print(
+            f"jaxvi fit: warning: the kernel saved in {cache} could not be read, and was "
+            "compiled again (the damaged entry is removed)",
+            file=sys.stderr,
+        )
 
 
 def _writable(folder: str) -> bool:
@@ -106,6 +114,16 @@ def _writable(folder: str) -> bool:
     return True
 
 
+def _worker_env() -> dict[str, str]:
+    """The environment of the workers of a ``--scheduler local`` cluster: JAX's persistent
+    compilation cache in the command's cache folder, so that a second run's workers load the
+    kernel instead of compiling it (a remote cluster's workers keep their own settings)."""
+    cache = _cache_folder()
+    if not _writable(cache):
+        return {}
+    return {"JAX_COMPILATION_CACHE_DIR": cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+
 def _cmd_fit_on_dask(args: argparse.Namespace) -> int:
     """``jaxvi fit --scheduler``: :func:`jaxvi.dask.fit_table` into a folder of Parquet parts."""
     import time
@@ -127,7 +145,7 @@ def _cmd_fit_on_dask(args: argparse.Namespace) -> int:
         lam = estimate_lam
     with (
         atomic_folder(args.output) as folder,
-        open_scheduler(args.scheduler, announce=not args.quiet) as client,
+        open_scheduler(args.scheduler, announce=not args.quiet, worker_env=_worker_env()) as client,
     ):
         # Built with the client current, so that Dask picks its P2P shuffle.
         plan = plan_fit(
@@ -176,13 +194,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     for name in ("lam", "sigma"):
         if getattr(args, f"{name}_column") is not None and getattr(args, name) is not None:
             raise ValueError(f"give --{name} or --{name}-column, not both")
-    # The kernel loads (0.3-0.5 s; 1-2 s with JAX) in a second thread while DuckDB runs the
-    # query in this one. λ̂ needs JAX's estimator, so --lam estimate imports JAX here.
+    # JAX is imported and the kernel loaded from the cache in a second thread while DuckDB
+    # runs the query in this one.
     failed: list[BaseException] = []
 
     def warm() -> None:
         try:
-            _warm_kernel(args, args.dtype, without_jax=args.lam != "estimate")
+            _warm_kernel(args, args.dtype)
         except BaseException as err:  # the solve reports it; here it would only be lost
             failed.append(err)
 
@@ -239,8 +257,8 @@ def add_fit(sub) -> None:
         "version (and fixed_theta, if given) go in the metadata: Parquet key-value "
         "metadata, a JSON sidecar OUTPUT.json beside a CSV file, NPZ keys. OUTPUT is written "
         "atomically: a failed or killed run leaves no file. The compiled kernel is kept in "
-        "jaxvi-kernels/ of the cache folder (~/.cache/jaxvi/xla, or JAX_COMPILATION_CACHE_DIR, "
-        "which also holds JAX's persistent compilation cache).",
+        "JAX's persistent compilation cache, in the cache folder ~/.cache/jaxvi/xla (or "
+        "JAX_COMPILATION_CACHE_DIR).",
         epilog="examples: jaxvi fit data.parquet -o results.parquet --lam 1 --sigma 1;  "
         "jaxvi fit 'runs/*.csv' -o results.csv --lam estimate --memory-limit 4GB",
     )

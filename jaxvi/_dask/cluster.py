@@ -37,9 +37,12 @@ def _workers(spec: str) -> int:
 
 
 @contextlib.contextmanager
-def open_scheduler(spec: str, *, announce: bool) -> Iterator[Any]:
+def open_scheduler(
+    spec: str, *, announce: bool, worker_env: Mapping[str, str] | None = None
+) -> Iterator[Any]:
     """A ``distributed.Client`` for ``spec`` (``local``, ``local:N``, ``tcp://HOST:PORT``),
-    closed (with its ``LocalCluster``, if it started one) when the block ends."""
+    closed (with its ``LocalCluster``, if it started one) when the block ends;
+    ``worker_env``: environment variables of the worker processes it starts."""
     try:
         import distributed
     except ImportError:
@@ -52,6 +55,7 @@ def open_scheduler(spec: str, *, announce: bool) -> Iterator[Any]:
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
             silence_logs=logging.CRITICAL,  # a bad dataset is the command's one line, not logs
+            env=dict(worker_env or {}),
         )
         with cluster, distributed.Client(cluster) as client:
             if announce:

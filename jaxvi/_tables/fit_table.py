@@ -8,8 +8,7 @@ Memory stays bounded however many datasets there are: DuckDB spills to disk past
 limit, and a sorted input never holds more than a range's datasets.
 
 This module imports JAX only when the first batch is solved, so the ``jaxvi`` command starts
-the query while its kernel loads; and not at all when the command has loaded its saved kernel
-(:func:`jaxvi._tables.kernel.load_saved`).
+the query while its kernel loads (:func:`jaxvi._tables.kernel.warm`).
 """
 
 from __future__ import annotations

@@ -234,10 +234,7 @@ def fit_file(
     def ready() -> None:
         if before_solve is not None:
             before_solve()
-        from jaxvi._tables.kernel import saved_for
-
-        if not saved_for(np.dtype(dtype)):  # a saved kernel runs without JAX's settings
-            enable_dtype(dtype)  # x64 for float64, before any JAX array exists
+        enable_dtype(dtype)  # x64 for float64, before any JAX array exists
 
     with TableFit(
         source,
