@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 
 import jaxvi
@@ -85,3 +86,48 @@ def test_a_float16_value_column_of_an_arrow_table_or_dataframe():
     pd = pytest.importorskip("pandas")
     got = jaxvi.fit_table(pd.DataFrame({"dataset_id": [1, 1, 2], "x": x}))
     assert got.to_pydict() == want.to_pydict()
+
+
+def test_the_user_names_another_quote_or_delimiter(tmp_path, capsys):
+    """--csv-quote and --csv-delimiter (csv_quote, csv_delimiter): DuckDB's read_csv options,
+    for files that are not RFC 4180; the command and fit_table agree."""
+    path = tmp_path / "q.csv"
+    path.write_bytes(b"dataset_id;x\n'a;b';1\n'it''s';2\n'a;b';3\n")
+    out = tmp_path / "r.parquet"
+    code = main(
+        ["fit", str(path), "-o", str(out), "-q", "--csv-quote", "'", "--csv-delimiter", ";"]
+    )
+    assert code == 0, capsys.readouterr().err
+    res = jaxvi.fit_table(str(path), csv_quote="'", csv_delimiter=";")
+    assert res["dataset_id"].to_pylist() == ["a;b", "it's"] and res["n"].to_pylist() == [2, 1]
+    assert pq.read_table(out).select(["dataset_id", "n"]).equals(res.select(["dataset_id", "n"]))
+    # A header after a byte-order mark, read by jaxvi, takes the delimiter given too.
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b'\xef\xbb\xbf"dataset_id"|"x"\n1|2\n1|3\n')
+    assert jaxvi.fit_table(str(bom), csv_delimiter="|")["n"].to_pylist() == [2]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--csv-quote", "ab"], "csv_quote must be one character (not a newline), got 'ab'"),
+        (["--csv-delimiter", ""], "csv_delimiter must be one character (not a newline), got ''"),
+        (["--csv-quote", ";", "--csv-delimiter", ";"], "csv_quote and csv_delimiter must differ"),
+    ],
+)
+def test_a_bad_csv_option_is_one_line(tmp_path, capsys, options, message):
+    path = tmp_path / "d.csv"
+    path.write_text("dataset_id,x\n1,2\n")
+    code = main(["fit", str(path), "-o", str(tmp_path / "r.parquet"), "-q", *options])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+
+
+def test_a_csv_option_for_input_that_is_not_csv_is_refused(tmp_path):
+    pq.write_table(pa.table({"dataset_id": [1], "x": [2.0]}), tmp_path / "d.parquet")
+    with pytest.raises(ValueError, match="apply to CSV input, not parquet"):
+        jaxvi.fit_table(str(tmp_path / "d.parquet"), csv_delimiter=";")
+    frame = pa.table({"dataset_id": [1], "x": [2.0]})
+    with pytest.raises(ValueError, match="an in-memory table: csv_quote and csv_delimiter"):
+        jaxvi.fit_table(frame, csv_quote="'")

@@ -128,8 +128,9 @@ def _cmd_fit_on_dask(args: argparse.Namespace) -> int:
     """``jaxvi fit --scheduler``: :func:`jaxvi.dask.fit_table` into a folder of Parquet parts."""
     import time
 
-    from jaxvi._dask.cluster import atomic_folder, open_scheduler, write_parts
+    from jaxvi._dask.cluster import open_scheduler, write_parts
     from jaxvi._dask.graph import plan_fit
+    from jaxvi._tables.files import atomic_folder
     from jaxvi._tables.fit_table import run_metadata
     from jaxvi._tables.sources import file_format
 
@@ -138,6 +139,12 @@ def _cmd_fit_on_dask(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.input}: --scheduler reads Parquet, CSV or JSON lines, not NPZ")
     if file_format(args.output) is not None:
         raise ValueError(f"{args.output}: with --scheduler the output is a folder of Parquet parts")
+    if args.csv_quote is not None or args.csv_delimiter is not None:
+        raise ValueError(
+            "--csv-quote and --csv-delimiter read CSV with DuckDB, on one machine; on Dask, read "
+            "the files with dask.dataframe.read_csv(sep=..., quotechar=...) and pass the frame "
+            "to jaxvi.dask.fit_table"
+        )
     lam: Any = args.lam_column or args.lam or 1.0
     if lam == "estimate":
         from jaxvi._model.empirical_bayes import estimate_lam
@@ -226,8 +233,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             value_column=args.value_column,
             memory_limit=args.memory_limit,
             threads=args.threads,
+            csv_quote=args.csv_quote,
+            csv_delimiter=args.csv_delimiter,
             progress=not args.quiet,
             before_solve=loader.join,
+            busy=loader.is_alive,
         )
     finally:
         loader.join()
@@ -311,6 +321,17 @@ def add_fit(sub) -> None:
         help="DuckDB's memory limit, e.g. 2GB; larger inputs spill to disk (default: 80%% of RAM)",
     )
     p.add_argument("--threads", type=positive_int, help="DuckDB's threads (default: every core)")
+    p.add_argument(
+        "--csv-quote",
+        metavar="CHAR",
+        help="the quote character of CSV input, which also escapes itself doubled (default: "
+        "RFC 4180's \")",
+    )
+    p.add_argument(
+        "--csv-delimiter",
+        metavar="CHAR",
+        help="the delimiter of CSV input, e.g. ';' or '\\t' (default: detected)",
+    )
     p.add_argument(
         "--id-column", default="dataset_id", help="dataset id column (default: dataset_id)"
     )

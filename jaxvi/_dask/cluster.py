@@ -14,17 +14,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from jaxvi._tables.files import umask
-from jaxvi._tables.leftovers import remove_dead
-
-__all__ = ["atomic_folder", "open_scheduler", "write_parts"]
+__all__ = ["open_scheduler", "write_parts"]
 
 
 def _workers(spec: str) -> int:
@@ -92,37 +87,6 @@ def _stop_workers(cluster: Any) -> None:
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary folder beside ``path``, renamed onto it when the block succeeds; removed
-    on any exception. An existing folder at ``path`` is replaced only by a complete one."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{path}: is a file; with --scheduler the output is a folder of parts")
-    parent = path.absolute().parent
-    if not parent.is_dir():
-        raise ValueError(f"{path}: folder {parent} does not exist")
-    remove_dead(parent, f".{path.name}.", ".tmp")  # what killed runs left here
-    try:
-        prefix = f".{path.name}.{os.getpid()}-"
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=".tmp"))
-    except OSError as err:
-        raise ValueError(f"{path}: cannot write in {parent} ({err.strerror})") from None
-    try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~umask())
-        if path.exists():
-            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".old"))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _write_part(frame: Any, path: str, metadata: Mapping[str, str]) -> int:

@@ -19,6 +19,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -35,6 +36,7 @@ from jaxvi._tables.sources import file_format
 __all__ = [
     "OUTPUT_FORMATS",
     "TableWriter",
+    "atomic_folder",
     "atomic_path",
     "output_format",
     "output_table",
@@ -66,6 +68,37 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     """Where a CSV file's metadata go: ``results.csv`` → ``results.csv.json``."""
     path = Path(path)
     return path.with_name(path.name + ".json")
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside ``path``, renamed onto it when the block succeeds; removed
+    on any exception. An existing folder at ``path`` is replaced only by a complete one."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: is a file, expected a folder")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise ValueError(f"{path}: folder {parent} does not exist")
+    remove_dead(parent, f".{path.name}.", ".tmp")  # what killed runs left here
+    try:
+        prefix = f".{path.name}.{os.getpid()}-"
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=".tmp"))
+    except OSError as err:
+        raise ValueError(f"{path}: cannot write in {parent} ({err.strerror})") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~umask())
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".old"))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from jaxvi._progress import NoBar, progress_bar
 from jaxvi._tables.checked_batches import StatsBatch, statistics_batches
 from jaxvi._tables.columns import arrow_numbers
 from jaxvi._tables.engine import connect
-from jaxvi._tables.sources import open_source
+from jaxvi._tables.sources import CsvDialect, open_source
 from jaxvi._tables.statistics import Layout, plan_statistics, show
 
 __all__ = ["TableFit", "estimate_over", "fit_table", "result_batch", "run_metadata"]
@@ -36,6 +36,9 @@ __all__ = ["TableFit", "estimate_over", "fit_table", "result_batch", "run_metada
 # 2¹⁴: with 2¹⁶ a run's peak memory was 40-60 MB higher (each batch's Arrow, NumPy and
 # device copies), at the same speed on 10⁶ datasets (benchmarks/files.py).
 BATCH_SIZE = 1 << 14
+# Datasets whose statistics the command reads ahead while its kernel loads (~50 MB): on 10⁶
+# datasets of sorted Parquet, DuckDB's whole query fits in the second the kernel takes.
+READ_AHEAD = 1 << 20
 
 
 class TableFit:
@@ -62,6 +65,8 @@ class TableFit:
         threads: int | None = None,
         temp_directory: str | os.PathLike | None = None,
         label: str | None = None,
+        csv_quote: str | None = None,
+        csv_delimiter: str | None = None,
     ):
         self.lam_column = lam if isinstance(lam, str) else None
         self.sigma_column = sigma if isinstance(sigma, str) else None
@@ -74,11 +79,14 @@ class TableFit:
         self.batch_size = int(batch_size)
         self.dtype_request = dtype
         self.exact = exact
+        csv = None
+        if csv_quote is not None or csv_delimiter is not None:
+            csv = CsvDialect(csv_quote or '"', csv_delimiter)
         self.con = connect(
             memory_limit=memory_limit, threads=threads, temp_directory=temp_directory
         )
         try:  # bad input: close the connection before the error leaves
-            src = open_source(self.con, source)
+            src = open_source(self.con, source, csv)
             if label is not None:
                 src = replace(src, label=label)
             self.layout: Layout = plan_statistics(
@@ -105,20 +113,25 @@ class TableFit:
         self.close()
 
     def batches(
-        self, progress: bool = False, before_solve: Callable[[], None] | None = None
+        self,
+        progress: bool = False,
+        before_solve: Callable[[], None] | None = None,
+        busy: Callable[[], bool] | None = None,
     ) -> Iterator[Any]:
         """Arrow record batches of results (:data:`~jaxvi._tables.kernel.RESULT_COLUMNS`),
         sorted by id. ``progress`` draws bars on stderr: DuckDB's progress through the input,
         then the datasets solved; or, for an input read by ranges of ids, one bar through its
-        rows. ``before_solve`` is called once, when the first statistics have left DuckDB."""
+        rows. ``before_solve`` is called once, when the first statistics have left DuckDB.
+        While ``busy()`` (the caller's kernel still loads), DuckDB reads on: up to
+        :data:`READ_AHEAD` datasets' statistics are held until the first is solved."""
         stats: Any = statistics_batches(self.con, self.layout, self.batch_size)
         ranges = self.layout.ranges
         if ranges is None:  # one query, which reads everything before its first statistics
             with _QueryProgress(self.con, progress, self.label):
-                stats = self._start(stats)
+                stats = self._start(stats, busy)
             bar = progress_bar(progress, "datasets")
         else:  # a range of ids at a time: one bar through the input's rows
-            stats = self._start(stats)
+            stats = self._start(stats, busy)
             bar = progress_bar(progress, "rows", ranges.rows, f"reading {self.label}")
         try:
             for k, batch in enumerate(stats):
@@ -136,12 +149,23 @@ class TableFit:
         finally:
             bar.close()
 
-    def _start(self, stats: Iterator[StatsBatch]) -> Iterable[StatsBatch]:
-        """``stats`` with its first batch read (the query's blocking part), or all of them
-        when λ is estimated (λ̂ needs every dataset: O(D) statistics in memory)."""
+    def _start(
+        self, stats: Iterator[StatsBatch], busy: Callable[[], bool] | None
+    ) -> Iterable[StatsBatch]:
+        """``stats`` with its first batch read (the query's blocking part), and more while
+        ``busy()``, up to :data:`READ_AHEAD` datasets; or all of them when λ is estimated
+        (λ̂ needs every dataset: O(D) statistics in memory)."""
         if self.estimate is not None:
             return list(stats)
-        return itertools.chain([next(stats)], stats)
+        first = [next(stats)]
+        held = len(first[0])
+        while busy is not None and held < READ_AHEAD and busy():
+            batch = next(stats, None)
+            if batch is None:
+                break
+            first.append(batch)
+            held += len(batch)
+        return itertools.chain(first, stats)
 
     def _result_batch(self, batch: StatsBatch) -> Any:
         lam = batch.lam if self.lam_column else self.lam_estimate or self.lam
@@ -222,6 +246,8 @@ def fit_table(
     memory_limit: str | None = None,
     threads: int | None = None,
     progress: bool = False,
+    csv_quote: str | None = None,
+    csv_delimiter: str | None = None,
 ) -> Any:
     """Fit every dataset of a table and return one row of results per dataset, sorted by id.
 
@@ -256,6 +282,9 @@ def fit_table(
         progress: draw progress bars on stderr, when tqdm is installed: DuckDB's reading of
             the input, then the datasets solved (for Parquet sorted by id, read by ranges of
             ids, one bar through its rows).
+        csv_quote: the quote character of CSV input (``None``: RFC 4180's ``"``); it also
+            escapes itself, doubled.
+        csv_delimiter: the delimiter of CSV input, one character (``None``: detected).
 
     Returns:
         A ``pyarrow.Table`` with columns ``dataset_id, n, b, theta, elbo, grad,
@@ -296,6 +325,8 @@ def fit_table(
         batch_size=batch_size,
         memory_limit=memory_limit,
         threads=threads,
+        csv_quote=csv_quote,
+        csv_delimiter=csv_delimiter,
     ) as run:
         batches = list(run.batches(progress))
     if batches:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from jaxvi._tables.engine import INSTALL_HINT
-from jaxvi._tables.files import atomic_path
+from jaxvi._tables.files import atomic_folder, atomic_path
 from jaxvi._tables.report import (
     LEVEL,
     Coverage,
@@ -182,10 +182,20 @@ def write_report(
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory")
     new_figure()  # fail on a missing matplotlib before any file is written
-    try:
-        out.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():  # the user's folder: each file is written whole, or not at all
+        return _write_into(out, study)
+    try:  # a new folder appears whole, or not at all
+        out.absolute().parent.mkdir(parents=True, exist_ok=True)
+        with atomic_folder(out) as tmp:
+            files, text = _write_into(tmp, study)
     except OSError as err:
         raise ValueError(f"{out}: cannot make this folder ({err.strerror})") from None
+    return [out / f.name for f in files], text
+
+
+def _write_into(out: Path, study: Any) -> tuple[list[Path], str]:
+    """The report's files in the folder ``out`` (its plots, then ``summary.txt``), and the
+    summary's text."""
     files = [out / "q_mean_vs_post_mean.png", out / "kl_gap_vs_n.png"]
     plot_means(study, files[0])
     plot_kl(study, files[1])

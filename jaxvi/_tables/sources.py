@@ -18,7 +18,7 @@ from typing import Any
 from jaxvi._tables.engine import quote as _quote
 from jaxvi._tables.engine import run_sql
 
-__all__ = ["Source", "file_format", "open_source"]
+__all__ = ["CsvDialect", "Source", "file_format", "open_source"]
 
 # File name endings DuckDB reads (compressed too), and their format.
 _ENDINGS = {
@@ -56,6 +56,29 @@ def file_format(path: str | os.PathLike) -> str | None:
     return None
 
 
+def _literal(text: str) -> str:
+    """``text`` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How CSV files are read: ``quote`` (RFC 4180's ``"`` by default), which also escapes
+    itself by doubling, and ``delimiter`` (``None``: detected by DuckDB from the file)."""
+
+    quote: str = '"'
+    delimiter: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (("csv_quote", self.quote), ("csv_delimiter", self.delimiter)):
+            if value is None and name == "csv_delimiter":
+                continue
+            if not isinstance(value, str) or len(value) != 1 or value in "\r\n":
+                raise ValueError(f"{name} must be one character (not a newline), got {value!r}")
+        if self.quote == self.delimiter:
+            raise ValueError(f"csv_quote and csv_delimiter must differ, both are {self.quote!r}")
+
+
 @dataclass(frozen=True)
 class Source:
     """A table as DuckDB reads it.
@@ -71,6 +94,8 @@ class Source:
             dates or booleans are labels (text); JSON's 128-bit integers are 64-bit ones.
         header: a CSV header that jaxvi read itself, ``(delimiter, names)``: DuckDB's
             sniffer fails on a UTF-8 byte-order mark followed by a quoted field.
+        csv: the CSV dialect (:class:`CsvDialect`): RFC 4180's quote, the delimiter detected,
+            unless the user asks for others.
     """
 
     label: str
@@ -81,6 +106,7 @@ class Source:
     frame: Any = field(default=None, repr=False, compare=False)
     casts: tuple[tuple[str, str], ...] = ()
     header: tuple[str, tuple[str, ...]] | None = None
+    csv: CsvDialect = field(default_factory=CsvDialect)
 
     @property
     def relation(self) -> str:
@@ -95,14 +121,20 @@ class Source:
             if self.fmt == "csv":
                 # RFC 4180's quote, not the sniffer's guess from a sample (which took ' for a
                 # quote, or none when the first quoted field came late); "" is an empty string.
+                q = _literal(self.csv.quote)
                 extra += (
-                    f", buffer_size = {_CSV_BUFFER}, quote = '\"', escape = '\"', "
+                    f", buffer_size = {_CSV_BUFFER}, quote = {q}, escape = {q}, "
                     "allow_quoted_nulls = false"
                 )
+                if self.csv.delimiter is not None and self.header is None:
+                    extra += f", delim = {_literal(self.csv.delimiter)}"
             if self.header is not None:
                 delim, names = self.header
-                listed = ", ".join("'" + n.replace("'", "''") + "'" for n in names)
-                extra += f", skip = 1, header = false, delim = '{delim}', names = [{listed}]"
+                delim = self.csv.delimiter or delim
+                listed = ", ".join(_literal(n) for n in names)
+                extra += (
+                    f", skip = 1, header = false, delim = {_literal(delim)}, names = [{listed}]"
+                )
             if file_column:
                 extra += f", filename = '{file_column}'"
             reader = f"{_READERS[self.fmt]}($files, union_by_name = true{extra})"
@@ -261,12 +293,18 @@ def _no_half(table: Any) -> Any:
     return table.cast(pa.schema(fields, metadata=schema.metadata))
 
 
+def _dialect_for(fmt: str, csv: CsvDialect | None, label: str) -> None:
+    """Refuse a CSV dialect asked of input that is not CSV (the option would do nothing)."""
+    if csv is not None and csv != CsvDialect() and fmt != "csv":
+        raise ValueError(f"{label}: csv_quote and csv_delimiter apply to CSV input, not {fmt}")
+
+
 def _describe(con: Any, src: Source) -> Source:
     rows = run_sql(con, src.sql("DESCRIBE SELECT * FROM {src}"), src.params, src.label)
     return replace(src, columns={row[0]: row[1] for row in rows.fetchall()})
 
 
-def open_source(con: Any, source: Any) -> Source:
+def open_source(con: Any, source: Any, csv: CsvDialect | None = None) -> Source:
     """Open ``source`` on the DuckDB connection ``con``.
 
     Args:
@@ -277,6 +315,8 @@ def open_source(con: Any, source: Any) -> Source:
             pandas DataFrame, polars DataFrame or LazyFrame, Arrow table or RecordBatchReader,
             or DuckDB relation. The files of a glob or folder share one format; their
             columns are matched by name.
+        csv: how CSV files are read; RFC 4180 (``"`` quotes, the delimiter detected) when
+            ``None``. A dialect other than the default is refused for input that is not CSV.
 
     Returns:
         A :class:`Source` with its columns.
@@ -290,8 +330,11 @@ def open_source(con: Any, source: Any) -> Source:
         files, fmt = _files_of(text)
         if fmt == "npz":
             raise ValueError(f"{text}: an NPZ file is not a table; use jaxvi fit, which reads it")
+        _dialect_for(fmt, csv, text)
         header = _quoted_header_after_bom(files[0]) if fmt == "csv" else None
-        return _describe(con, Source(text, fmt, tuple(files), header=header))
+        source_ = Source(text, fmt, tuple(files), header=header, csv=csv or CsvDialect())
+        return _describe(con, source_)
+    _dialect_for("frame", csv, "an in-memory table")
     frame = _frame(source)
     if frame is None:
         raise TypeError(

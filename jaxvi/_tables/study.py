@@ -192,6 +192,9 @@ def fit_file(
     threads: int | None = None,
     progress: bool = False,
     before_solve: Callable[[], None] | None = None,
+    busy: Callable[[], bool] | None = None,
+    csv_quote: str | None = None,
+    csv_delimiter: str | None = None,
 ) -> FitSummary:
     """Fit every dataset of a table and write one result row per dataset, sorted by id.
 
@@ -210,6 +213,8 @@ def fit_file(
         progress: draw a progress bar on stderr (needs tqdm).
         before_solve: called once before the first batch is solved (the command waits there
             for JAX, which it imports while DuckDB runs the query).
+        busy: whether the caller is still loading its kernel: DuckDB reads ahead meanwhile.
+        csv_quote, csv_delimiter: how CSV input is read, as in :func:`jaxvi.fit_table`.
 
     Returns:
         A :class:`FitSummary`.
@@ -248,10 +253,12 @@ def fit_file(
         memory_limit=memory_limit,
         threads=threads,
         label=os.fspath(input_path),
+        csv_quote=csv_quote,
+        csv_delimiter=csv_delimiter,
     ) as run:
         batches = 0
         with output_table(output_path, behind=True) as writer:
-            for batch in run.batches(progress, ready):
+            for batch in run.batches(progress, ready, busy):
                 writer.metadata = run.metadata
                 writer.write(batch)
                 batches += 1
