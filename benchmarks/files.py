@@ -337,7 +337,7 @@ def plot(
     with issue 11's 1.5× target and, when the kernel was measured, the floors of a process
     that does the query's and the kernel's work at once: where the table's ratios are, at a
     glance."""
-    from jaxvi._tables.plots import new_figure, save_png
+    from jaxvi._study.plots import new_figure, save_png
 
     fig = new_figure((10, 4.4))
     axes = fig.subplots(1, 2, sharey=True)

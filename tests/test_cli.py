@@ -26,8 +26,8 @@ from helpers import assert_b_close
 
 from jaxvi import Padded, fit
 from jaxvi._cli.options import positive_int, size_pair
+from jaxvi._study import study as _study
 from jaxvi._tables import kernel
-from jaxvi._tables import study as _study
 from jaxvi.cli import build_parser, main
 
 JAXVI = [sys.executable, "-m", "jaxvi"]

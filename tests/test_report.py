@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jaxvi._tables import plots as _plots
-from jaxvi._tables import report as _report
-from jaxvi._tables import study as _study
+from jaxvi._study import plots as _plots
+from jaxvi._study import report as _report
+from jaxvi._study import study as _study
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -18,7 +18,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from jaxvi._tools.record import bench_record, plot_records, write_record
 
     if args.plot:
-        from jaxvi._tables.plots import new_figure
+        from jaxvi._study.plots import new_figure
 
         new_figure()  # a missing matplotlib fails here, before minutes of timing
     peers = parse_peers(args.peers)

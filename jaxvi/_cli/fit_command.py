@@ -52,9 +52,9 @@ def _warm_kernel(args: argparse.Namespace, dtype_name: str) -> None:
 
     import numpy as np
 
+    from jaxvi._study.study import enable_dtype
     from jaxvi._tables.fit_table import BATCH_SIZE
     from jaxvi._tables.kernel import CACHE_ENTRY_PREFIX, KernelShape, warm
-    from jaxvi._tables.study import enable_dtype
 
     enable_dtype(dtype_name)
     shape = KernelShape(
@@ -195,8 +195,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         return _cmd_fit_on_dask(args)
 
+    from jaxvi._study.study import fit_file
     from jaxvi._tables.fit_table import BATCH_SIZE
-    from jaxvi._tables.study import fit_file
 
     for name in ("lam", "sigma"):
         if getattr(args, f"{name}_column") is not None and getattr(args, name) is not None:

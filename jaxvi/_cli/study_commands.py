@@ -78,7 +78,7 @@ def add_demo(sub) -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from jaxvi._tables.study import simulate_to_file
+    from jaxvi._study.study import simulate_to_file
 
     data, truth, rows = simulate_to_file(
         args.output,
@@ -137,7 +137,7 @@ def add_simulate(sub) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from jaxvi._tables.plots import write_report
+    from jaxvi._study.plots import write_report
 
     files, text = write_report(
         args.results, args.output, truth=args.truth, lam=args.lam, sigma=args.sigma

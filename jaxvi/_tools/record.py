@@ -183,7 +183,7 @@ def plot_records(
     import numpy as np
     from matplotlib.ticker import NullFormatter
 
-    from jaxvi._tables.plots import new_figure, save_png
+    from jaxvi._study.plots import new_figure, save_png
 
     fig = new_figure((12, 5))
     roof_ax, frac_ax = fig.subplots(1, 2, width_ratios=(1, 1.2))

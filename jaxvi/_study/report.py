@@ -8,7 +8,7 @@ module computes
 * with the truth, the coverage of the true z by 95% equal-tailed intervals of q* (Exponential
   quantiles ``−log(1 − p)/θ``) and of the exact posterior (:func:`jaxvi.posterior_quantile`),
 
-and the text of ``summary.txt``; :mod:`jaxvi._tables.plots` draws them and writes the report.
+and the text of ``summary.txt``; :mod:`jaxvi._study.plots` draws them and writes the report.
 """
 
 from __future__ import annotations

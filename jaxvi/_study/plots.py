@@ -10,9 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxvi._tables.engine import INSTALL_HINT
-from jaxvi._tables.files import atomic_folder, atomic_path
-from jaxvi._tables.report import (
+from jaxvi._study.report import (
     LEVEL,
     Coverage,
     Study,
@@ -21,6 +19,8 @@ from jaxvi._tables.report import (
     size_bins,
     summary_text,
 )
+from jaxvi._tables.engine import INSTALL_HINT
+from jaxvi._tables.files import atomic_folder, atomic_path
 
 __all__ = ["new_figure", "plot_coverage", "plot_kl", "plot_means", "save_png", "write_report"]
 
@@ -175,7 +175,7 @@ def write_report(
     """
     study = load_study(results, truth, lam=lam, sigma=sigma)
     if study.dtype == "float64":
-        from jaxvi._tables.study import enable_dtype
+        from jaxvi._study.study import enable_dtype
 
         enable_dtype("float64")
     out = Path(out_dir)

@@ -1,0 +1,1 @@
+"""The simulation-study workflow: simulate and fit files, the report's numbers and its plots."""
