@@ -39,7 +39,7 @@ _WHERE = {
     "SuffStats": "jaxvi._model.statistics",
     "suff_stats": "jaxvi._stats.padded",
     "suff_stats_ragged": "jaxvi._stats.ragged",
-    "fit_table": "jaxvi._tables.fit_table",
+    "fit_table": "jaxvi._results.fit_table",
 }
 
 __all__ = sorted(_WHERE)
@@ -74,10 +74,10 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and IDEs see
     from jaxvi._model.solve import relative_grad as relative_grad
     from jaxvi._model.solve import solve as solve
     from jaxvi._model.statistics import SuffStats as SuffStats
+    from jaxvi._results.fit_table import fit_table as fit_table
     from jaxvi._stats.data import Padded as Padded
     from jaxvi._stats.data import Ragged as Ragged
     from jaxvi._stats.padded import suff_stats as suff_stats
     from jaxvi._stats.ragged import suff_stats_ragged as suff_stats_ragged
     from jaxvi._stats.simulate import simulate as simulate
-    from jaxvi._tables.fit_table import fit_table as fit_table
     from jaxvi._version import __version__ as __version__

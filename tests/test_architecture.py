@@ -22,6 +22,7 @@ LAYERS = (
     ("stats", ("jaxvi._stats",)),
     ("fit", ("jaxvi._fit",)),
     ("tables", ("jaxvi._tables",)),
+    ("results", ("jaxvi._results",)),
     ("study", ("jaxvi._study",)),
     ("dask", ("jaxvi._dask",)),
     ("tools", ("jaxvi._tools",)),

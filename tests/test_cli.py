@@ -26,8 +26,8 @@ from helpers import assert_b_close
 
 from jaxvi import Padded, fit
 from jaxvi._cli.options import positive_int, size_pair
+from jaxvi._results import kernel
 from jaxvi._study import study as _study
-from jaxvi._tables import kernel
 from jaxvi.cli import build_parser, main
 
 JAXVI = [sys.executable, "-m", "jaxvi"]
@@ -463,7 +463,7 @@ def test_help_is_complete():
         for option in options:
             assert option in text, (name, option)
     # The help states fit_table's batch size (written out, so that --help imports no NumPy).
-    from jaxvi._tables.fit_table import BATCH_SIZE
+    from jaxvi._results.fit_table import BATCH_SIZE
 
     batch = next(a for a in sub.choices["fit"]._actions if a.dest == "batch_size")
     assert batch.help.endswith(f"(default: {BATCH_SIZE})")

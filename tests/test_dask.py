@@ -185,7 +185,7 @@ def test_two_runs_give_the_same_bits_and_compile_nothing_new(client, long_files)
     folder, _ = long_files
 
     def compiled() -> int:  # defined here, so that it travels by value, not by this module
-        from jaxvi._tables.kernel import _kernel
+        from jaxvi._results.kernel import _kernel
 
         return _kernel()._cache_size()
 

@@ -1,4 +1,4 @@
-"""Files out and back (jaxvi._tables.files): formats, metadata, atomic writes, NPZ input."""
+"""Files out and back (jaxvi._results.files): formats, metadata, atomic writes, NPZ input."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from jaxvi._tables import files, npz, read_back
+from jaxvi._results import files, npz, read_back
 
 
 def _write(path, columns, metadata=None):
@@ -149,7 +149,7 @@ def test_npz_input_is_read_without_importing_jax(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, values=np.arange(6.0), offsets=np.array([0, 2, 6]))
     code = (
-        "import sys; from jaxvi._tables import npz; "
+        "import sys; from jaxvi._results import npz; "
         f"t = npz.read_npz({str(path)!r}); assert t.num_rows == 2; "
         "assert 'jax' not in sys.modules, 'jax was imported'"
     )

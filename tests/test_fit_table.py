@@ -25,8 +25,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxvi import Ragged, SuffStats, estimate_lam, fit, fit_table
-from jaxvi._tables.fit_table import TableFit
-from jaxvi._tables.kernel import RESULT_COLUMNS
+from jaxvi._results.fit_table import TableFit
+from jaxvi._results.kernel import RESULT_COLUMNS
 
 LAM, SIGMA = 1.5, 0.8
 
@@ -554,8 +554,9 @@ def test_float64_without_x64_warns_and_computes_float32():
 def test_connections_are_closed_after_bad_input_and_after_reading_back(tmp_path, monkeypatch):
     import duckdb
 
-    from jaxvi._tables import engine, read_back
-    from jaxvi._tables import fit_table as fit_table_module
+    from jaxvi._results import fit_table as fit_table_module
+    from jaxvi._results import read_back
+    from jaxvi._tables import engine
 
     opened = []
 
@@ -583,7 +584,7 @@ def test_the_reading_bar_ends_full_once_the_query_is_done(error):
     # when the group-by hands out its first statistics: the input has then been read whole.
     # After an error the bar stays where the query stopped.
     pytest.importorskip("tqdm")
-    from jaxvi._tables.fit_table import _QueryProgress
+    from jaxvi._results.fit_table import _QueryProgress
 
     class StoppedAtAThird:
         def execute(self, sql):

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import jaxvi._tables.fit_table as fit_table_module
+import jaxvi._results.fit_table as fit_table_module
 import jaxvi._tables.id_ranges as id_ranges_module
 from jaxvi import fit_table
-from jaxvi._tables.fit_table import TableFit
+from jaxvi._results.fit_table import TableFit
 from jaxvi._tables.statistics import statistics_queries
 
 WHOLE = 1 << 60  # rows per range so large that every input is read by one query

@@ -56,7 +56,7 @@ def test_a_missing_extension_warns_once_naming_the_cause_and_falls_back():
         "    warnings.simplefilter('always')\n"
         "    a = jaxvi.suff_stats_ragged(np.arange(5.0, dtype=np.float32), np.array([0, 2, 5]))\n"
         "    b = jaxvi.fit([np.ones(3, np.float32)])\n"
-        "    from jaxvi._tables.npz import _ragged_statistics\n"
+        "    from jaxvi._results.npz import _ragged_statistics\n"
         "    c = _ragged_statistics(np.arange(5.0), np.array([0, 2, 5]))\n"
         "print(len(w)); print(w[0].message)\n"
         "print(a.sum_x.tolist(), b.n.tolist(), c['sum_x'].tolist())\n"

@@ -52,9 +52,9 @@ def _warm_kernel(args: argparse.Namespace, dtype_name: str) -> None:
 
     import numpy as np
 
+    from jaxvi._results.fit_table import BATCH_SIZE
+    from jaxvi._results.kernel import CACHE_ENTRY_PREFIX, KernelShape, warm
     from jaxvi._study.study import enable_dtype
-    from jaxvi._tables.fit_table import BATCH_SIZE
-    from jaxvi._tables.kernel import CACHE_ENTRY_PREFIX, KernelShape, warm
 
     enable_dtype(dtype_name)
     shape = KernelShape(
@@ -130,8 +130,8 @@ def _cmd_fit_on_dask(args: argparse.Namespace) -> int:
 
     from jaxvi._dask.cluster import open_scheduler, write_parts
     from jaxvi._dask.graph import plan_fit
-    from jaxvi._tables.files import atomic_folder
-    from jaxvi._tables.fit_table import run_metadata
+    from jaxvi._results.files import atomic_folder
+    from jaxvi._results.fit_table import run_metadata
     from jaxvi._tables.sources import file_format
 
     t0 = time.perf_counter()
@@ -195,8 +195,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         return _cmd_fit_on_dask(args)
 
+    from jaxvi._results.fit_table import BATCH_SIZE
     from jaxvi._study.study import fit_file
-    from jaxvi._tables.fit_table import BATCH_SIZE
 
     for name in ("lam", "sigma"):
         if getattr(args, f"{name}_column") is not None and getattr(args, name) is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxvi._results.files import atomic_folder, atomic_path
 from jaxvi._study.report import (
     LEVEL,
     Coverage,
@@ -20,7 +21,6 @@ from jaxvi._study.report import (
     summary_text,
 )
 from jaxvi._tables.engine import INSTALL_HINT
-from jaxvi._tables.files import atomic_folder, atomic_path
 
 __all__ = ["new_figure", "plot_coverage", "plot_kl", "plot_means", "save_png", "write_report"]
 

@@ -25,7 +25,7 @@ from jaxvi._model.dtypes import default_float
 from jaxvi._model.exact import posterior_quantile
 from jaxvi._model.params import positive
 from jaxvi._model.statistics import SuffStats
-from jaxvi._tables.read_back import read_columns, read_metadata
+from jaxvi._results.read_back import read_columns, read_metadata
 from jaxvi._tables.statistics import show
 from jaxvi._text import format_table
 

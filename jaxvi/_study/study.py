@@ -2,7 +2,7 @@
 
 These are the workloads behind ``jaxvi simulate`` and ``jaxvi fit``. Simulation draws a chunk
 of datasets at a time; fitting streams the statistics out of DuckDB a batch at a time
-(:class:`~jaxvi._tables.fit_table.TableFit`). Both write atomically: a failed or killed run
+(:class:`~jaxvi._results.fit_table.TableFit`). Both write atomically: a failed or killed run
 leaves no output file. JAX is imported only where it is used, so the command can start DuckDB's
 query first.
 """
@@ -20,9 +20,9 @@ import numpy as np
 
 from jaxvi._model.params import positive
 from jaxvi._progress import progress_bar
-from jaxvi._tables.files import output_format, output_table
-from jaxvi._tables.fit_table import BATCH_SIZE, TableFit
-from jaxvi._tables.npz import read_npz
+from jaxvi._results.files import output_format, output_table
+from jaxvi._results.fit_table import BATCH_SIZE, TableFit
+from jaxvi._results.npz import read_npz
 from jaxvi._tables.sources import file_format
 
 __all__ = [
@@ -200,7 +200,7 @@ def fit_file(
 
     Args:
         input_path: a long or statistics table (:func:`jaxvi.fit_table`): a Parquet, CSV or
-            JSON file, a glob or a folder; or an NPZ file (:func:`~jaxvi._tables.npz.read_npz`).
+            JSON file, a glob or a folder; or an NPZ file (:func:`~jaxvi._results.npz.read_npz`).
         output_path: ``.parquet``, ``.csv`` or ``.npz``, written atomically with the columns
             of :func:`jaxvi.fit_table` and its metadata (a CSV file's in its JSON sidecar).
         lam, sigma, theta: as in :func:`jaxvi.fit_table` (a number, a column name, or for

@@ -3,12 +3,12 @@
 DuckDB turns the table into per-dataset statistics with one group-by
 (:mod:`jaxvi._tables.statistics`), or one per range of ids for Parquet sorted by id
 (:mod:`jaxvi._tables.id_ranges`); they leave it in Arrow record batches of bounded size, and
-each batch is solved by one jitted kernel (:mod:`jaxvi._tables.kernel`) and handed on at once.
+each batch is solved by one jitted kernel (:mod:`jaxvi._results.kernel`) and handed on at once.
 Memory stays bounded however many datasets there are: DuckDB spills to disk past its memory
 limit, and a sorted input never holds more than a range's datasets.
 
 This module imports JAX only when the first batch is solved, so the ``jaxvi`` command starts
-the query while its kernel loads (:func:`jaxvi._tables.kernel.warm`).
+the query while its kernel loads (:func:`jaxvi._results.kernel.warm`).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class TableFit:
         before_solve: Callable[[], None] | None = None,
         busy: Callable[[], bool] | None = None,
     ) -> Iterator[Any]:
-        """Arrow record batches of results (:data:`~jaxvi._tables.kernel.RESULT_COLUMNS`),
+        """Arrow record batches of results (:data:`~jaxvi._results.kernel.RESULT_COLUMNS`),
         sorted by id. ``progress`` draws bars on stderr: DuckDB's progress through the input,
         then the datasets solved; or, for an input read by ranges of ids, one bar through its
         rows. ``before_solve`` is called once, when the first statistics have left DuckDB.
@@ -138,7 +138,7 @@ class TableFit:
                 if k == 0:
                     if before_solve is not None:
                         before_solve()
-                    from jaxvi._tables.kernel import table_dtype
+                    from jaxvi._results.kernel import table_dtype
 
                     self.dtype = table_dtype(self.dtype_request)
                     if self.estimate is not None:
@@ -311,7 +311,7 @@ def fit_table(
     """
     import pyarrow as pa
 
-    from jaxvi._tables.kernel import RESULT_COLUMNS
+    from jaxvi._results.kernel import RESULT_COLUMNS
 
     with TableFit(
         source,
@@ -347,7 +347,7 @@ def result_batch(
     batch_size: int,
     label: str,
 ) -> Any:
-    """One Arrow record batch of results (:data:`~jaxvi._tables.kernel.RESULT_COLUMNS`) for
+    """One Arrow record batch of results (:data:`~jaxvi._results.kernel.RESULT_COLUMNS`) for
     a checked batch of statistics, ``len(batch) <= batch_size`` datasets, by the one jitted
     kernel (padded to ``batch_size`` rows, so it compiles once per process and shape).
 
@@ -357,7 +357,7 @@ def result_batch(
     import pyarrow as pa
 
     from jaxvi._model.shift import rebase
-    from jaxvi._tables.kernel import RESULT_COLUMNS, solve_rows
+    from jaxvi._results.kernel import RESULT_COLUMNS, solve_rows
 
     stats = rebase(batch.n, batch.sum_x, batch.sum_x2, batch.shift, dtype)
     with np.errstate(invalid="ignore", over="ignore"):

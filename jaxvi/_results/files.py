@@ -1,11 +1,11 @@
-"""Files out: Parquet, CSV and NPZ, written atomically (read back: :mod:`jaxvi._tables.read_back`).
+"""Files out: Parquet, CSV and NPZ, written atomically (read back: :mod:`jaxvi._results.read_back`).
 
 * **Parquet** keeps the run's metadata (λ, σ, the dtype, jaxvi's version, the input) in its
   key-value metadata.
 * **CSV** is plain, so that every reader takes it with its defaults: one header line, then
   rows. Its metadata go in a JSON sidecar beside it, ``NAME.csv.json``.
 * **NPZ** holds one array per column and the metadata as 0-d string arrays (NPZ input:
-  :mod:`jaxvi._tables.npz`).
+  :mod:`jaxvi._results.npz`).
 
 Every file is written under a temporary name in its folder and renamed into place once
 complete, so an interrupted or failed run never leaves a partial file under the real name.
@@ -313,7 +313,7 @@ def output_table(
         "dataset_id","theta"
         1,0.5
         2,0.25
-        >>> from jaxvi._tables.read_back import read_metadata
+        >>> from jaxvi._results.read_back import read_metadata
         >>> read_metadata(out)
         {'lam': '2'}
     """

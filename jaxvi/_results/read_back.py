@@ -2,7 +2,7 @@
 one-row-per-dataset table (results, or a simulation's truth), for the report.
 
 Parquet, CSV and JSON are read through DuckDB (:mod:`jaxvi._tables.sources`), NPZ with NumPy;
-every failure is one line naming the file. The writers are in :mod:`jaxvi._tables.files`.
+every failure is one line naming the file. The writers are in :mod:`jaxvi._results.files`.
 Nothing here imports JAX.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from jaxvi._results.files import output_format, sidecar_path
 from jaxvi._tables.columns import numbers
 from jaxvi._tables.engine import arrow_table, connect, quote
-from jaxvi._tables.files import output_format, sidecar_path
 from jaxvi._tables.sources import file_format, open_source
 
 __all__ = ["check_file", "npz_archive", "read_columns", "read_metadata"]

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from jaxvi._results.read_back import check_file, npz_archive
 from jaxvi._stats import native
 from jaxvi._tables.columns import numbers_table
 from jaxvi._tables.engine import require
-from jaxvi._tables.read_back import check_file, npz_archive
 from jaxvi._tables.statistics import STATS_COLUMNS, show
 
 __all__ = ["read_npz"]
