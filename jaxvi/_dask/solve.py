@@ -4,7 +4,7 @@ After the shuffle a partition holds every partial of its datasets. They are merg
 (:func:`~jaxvi._dask.merge.merge_partials`), checked by the same code as
 :func:`jaxvi.fit_table`'s batches (:func:`~jaxvi._tables.checked_batches.long_batch`: here it
 finds what only the merge shows, a λ or σ that differs between partitions), and solved by the
-table kernel in batches of one fixed size (:func:`~jaxvi._results.fit_table.result_batch`), so
+table kernel in batches of one fixed size (:func:`~jaxvi._results.result_batches.result_batch`), so
 each worker process compiles it once per dtype. float64 runs inside ``jax.enable_x64``: x64 is
 a per-process setting, and a worker's is not the client's.
 """
@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jaxvi._results.fit_table import BATCH_SIZE, estimate_over, result_batch
+from jaxvi._results.fit_table import BATCH_SIZE
 from jaxvi._results.kernel import RESULT_COLUMNS
+from jaxvi._results.result_batches import estimate_over, result_batch
 from jaxvi._tables.checked_batches import StatsBatch, long_batch
 from jaxvi._tables.engine import require
 from jaxvi._tables.sources import Source
