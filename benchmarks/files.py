@@ -125,7 +125,7 @@ def make_inputs(
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    from jaxvi._results.files import atomic_path  # an interrupted run leaves no partial input
+    from jaxvi._results.atomic import atomic_path  # an interrupted run leaves no partial input
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {

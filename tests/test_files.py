@@ -15,7 +15,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from jaxvi._results import files, npz, read_back
+from jaxvi._results import atomic, files, npz, read_back
 
 
 def _write(path, columns, metadata=None):
@@ -89,7 +89,7 @@ def test_an_error_while_writing_behind_reaches_the_caller_and_leaves_no_file(tmp
 
 def test_atomic_output_gets_the_usual_permissions(tmp_path):
     out = tmp_path / "out.csv"
-    with files.atomic_path(out) as tmp:
+    with atomic.atomic_path(out) as tmp:
         tmp.write_text("x\n")
     mask = os.umask(0)
     os.umask(mask)

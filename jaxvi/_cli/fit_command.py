@@ -130,7 +130,7 @@ def _cmd_fit_on_dask(args: argparse.Namespace) -> int:
 
     from jaxvi._dask.cluster import open_scheduler, write_parts
     from jaxvi._dask.graph import plan_fit
-    from jaxvi._results.files import atomic_folder
+    from jaxvi._results.atomic import atomic_folder
     from jaxvi._results.result_batches import run_metadata
     from jaxvi._tables.sources import file_format
 

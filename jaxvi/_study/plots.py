@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxvi._results.files import atomic_folder, atomic_path
+from jaxvi._results.atomic import atomic_folder, atomic_path
 from jaxvi._study.report import (
     LEVEL,
     Coverage,

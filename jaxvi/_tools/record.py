@@ -101,7 +101,7 @@ def bench_record(report: BenchReport) -> dict[str, Any]:
 
 def write_record(record: dict[str, Any], path: str | os.PathLike) -> None:
     """Write ``record`` as indented JSON to ``path``, atomically (no partial file)."""
-    from jaxvi._results.files import atomic_path
+    from jaxvi._results.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
