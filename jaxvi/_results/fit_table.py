@@ -26,8 +26,9 @@ from jaxvi._model.params import positive
 from jaxvi._progress import NoBar, progress_bar
 from jaxvi._results.result_batches import estimate_over, result_batch, run_metadata
 from jaxvi._tables.checked_batches import StatsBatch, statistics_batches
+from jaxvi._tables.csv_dialect import CsvDialect
 from jaxvi._tables.engine import connect
-from jaxvi._tables.sources import CsvDialect, open_source
+from jaxvi._tables.sources import open_source
 from jaxvi._tables.statistics import Layout, plan_statistics
 
 __all__ = ["TableFit", "fit_table"]

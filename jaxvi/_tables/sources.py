@@ -15,10 +15,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from jaxvi._tables.csv_dialect import (
+    CSV_BUFFER,
+    CsvDialect,
+    dialect_for,
+    header_after_bom,
+    literal,
+)
 from jaxvi._tables.engine import quote as _quote
 from jaxvi._tables.engine import run_sql
 
-__all__ = ["CsvDialect", "Source", "file_format", "open_source"]
+__all__ = ["Source", "file_format", "open_source"]
 
 # File name endings DuckDB reads (compressed too), and their format.
 _ENDINGS = {
@@ -33,10 +40,6 @@ _ENDINGS = {
 _COMPRESSED = ("", ".gz", ".zst")
 _READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
 _VIEW = "jaxvi_source"
-# DuckDB's CSV reader reads this many bytes at a time per thread (its default is 16 times the
-# longest line allowed, 2 MB). With 4 MB `jaxvi fit` on 10⁶ datasets of CSV peaked 70-110 MB
-# lower, at the same wall time (benchmarks/files.py, round-robin, two runs).
-_CSV_BUFFER = 1 << 22
 
 
 def file_format(path: str | os.PathLike) -> str | None:
@@ -54,29 +57,6 @@ def file_format(path: str | os.PathLike) -> str | None:
         if any(name.endswith(ending + c) for c in _COMPRESSED):
             return fmt
     return None
-
-
-def _literal(text: str) -> str:
-    """``text`` as an SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-@dataclass(frozen=True)
-class CsvDialect:
-    """How CSV files are read: ``quote`` (RFC 4180's ``"`` by default), which also escapes
-    itself by doubling, and ``delimiter`` (``None``: detected by DuckDB from the file)."""
-
-    quote: str = '"'
-    delimiter: str | None = None
-
-    def __post_init__(self) -> None:
-        for name, value in (("csv_quote", self.quote), ("csv_delimiter", self.delimiter)):
-            if value is None and name == "csv_delimiter":
-                continue
-            if not isinstance(value, str) or len(value) != 1 or value in "\r\n":
-                raise ValueError(f"{name} must be one character (not a newline), got {value!r}")
-        if self.quote == self.delimiter:
-            raise ValueError(f"csv_quote and csv_delimiter must differ, both are {self.quote!r}")
 
 
 @dataclass(frozen=True)
@@ -121,20 +101,18 @@ class Source:
             if self.fmt == "csv":
                 # RFC 4180's quote, not the sniffer's guess from a sample (which took ' for a
                 # quote, or none when the first quoted field came late); "" is an empty string.
-                q = _literal(self.csv.quote)
+                q = literal(self.csv.quote)
                 extra += (
-                    f", buffer_size = {_CSV_BUFFER}, quote = {q}, escape = {q}, "
+                    f", buffer_size = {CSV_BUFFER}, quote = {q}, escape = {q}, "
                     "allow_quoted_nulls = false"
                 )
                 if self.csv.delimiter is not None and self.header is None:
-                    extra += f", delim = {_literal(self.csv.delimiter)}"
+                    extra += f", delim = {literal(self.csv.delimiter)}"
             if self.header is not None:
                 delim, names = self.header
                 delim = self.csv.delimiter or delim
-                listed = ", ".join(_literal(n) for n in names)
-                extra += (
-                    f", skip = 1, header = false, delim = {_literal(delim)}, names = [{listed}]"
-                )
+                listed = ", ".join(literal(n) for n in names)
+                extra += f", skip = 1, header = false, delim = {literal(delim)}, names = [{listed}]"
             if file_column:
                 extra += f", filename = '{file_column}'"
             reader = f"{_READERS[self.fmt]}($files, union_by_name = true{extra})"
@@ -233,29 +211,6 @@ def _files_of(source: str) -> tuple[list[str], str]:
     return files, formats.pop()
 
 
-def _quoted_header_after_bom(path: str) -> tuple[str, tuple[str, ...]] | None:
-    """``(delimiter, names)`` of a CSV file that starts with a UTF-8 byte-order mark and a
-    quote, read by Python's csv module; ``None`` for any other file (DuckDB reads those)."""
-    import csv
-    import gzip
-
-    opener: Any = gzip.open if path.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            start = f.read(1 << 16)
-    except OSError:
-        return None
-    if not start.startswith(b'\xef\xbb\xbf"'):
-        return None
-    line = start[3:].decode("utf-8", "replace")
-    try:
-        dialect = csv.Sniffer().sniff(line.splitlines()[0], delimiters=",;|\t")
-    except (csv.Error, IndexError):
-        return None
-    names = next(csv.reader([line.split("\n")[0].rstrip("\r")], delimiter=dialect.delimiter))
-    return dialect.delimiter, tuple(names)
-
-
 def _frame(obj: Any) -> Any | None:
     """An object DuckDB scans in place (Arrow, pandas), or ``None`` if ``obj`` is none.
 
@@ -293,12 +248,6 @@ def _no_half(table: Any) -> Any:
     return table.cast(pa.schema(fields, metadata=schema.metadata))
 
 
-def _dialect_for(fmt: str, csv: CsvDialect | None, label: str) -> None:
-    """Refuse a CSV dialect asked of input that is not CSV (the option would do nothing)."""
-    if csv is not None and csv != CsvDialect() and fmt != "csv":
-        raise ValueError(f"{label}: csv_quote and csv_delimiter apply to CSV input, not {fmt}")
-
-
 def _describe(con: Any, src: Source) -> Source:
     rows = run_sql(con, src.sql("DESCRIBE SELECT * FROM {src}"), src.params, src.label)
     return replace(src, columns={row[0]: row[1] for row in rows.fetchall()})
@@ -330,11 +279,11 @@ def open_source(con: Any, source: Any, csv: CsvDialect | None = None) -> Source:
         files, fmt = _files_of(text)
         if fmt == "npz":
             raise ValueError(f"{text}: an NPZ file is not a table; use jaxvi fit, which reads it")
-        _dialect_for(fmt, csv, text)
-        header = _quoted_header_after_bom(files[0]) if fmt == "csv" else None
+        dialect_for(fmt, csv, text)
+        header = header_after_bom(files[0]) if fmt == "csv" else None
         source_ = Source(text, fmt, tuple(files), header=header, csv=csv or CsvDialect())
         return _describe(con, source_)
-    _dialect_for("frame", csv, "an in-memory table")
+    dialect_for("frame", csv, "an in-memory table")
     frame = _frame(source)
     if frame is None:
         raise TypeError(
