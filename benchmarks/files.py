@@ -103,9 +103,9 @@ INPUTS = ("sorted_parquet", "shuffled_parquet", "sorted_csv", "shuffled_csv")
 # command's cache, by the function the command runs beside the query.
 KERNEL_ONLY = r"""
 import argparse
-from jaxvi._cli.fit_command import _warm_kernel
+from jaxvi._cli.kernel_cache import warm_kernel
 args = argparse.Namespace(batch_size=None, lam_column=None, sigma_column=None, theta=None)
-_warm_kernel(args, "float32")
+warm_kernel(args, "float32")
 """
 
 CONTENDERS = ("jaxvi", "duckdb", "polars", "kernel")
