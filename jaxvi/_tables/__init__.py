@@ -1,1 +1,1 @@
-"""Tables and files: DuckDB for data → statistics, atomic writers, simulation studies."""
+"""The table engine: files and DataFrames through DuckDB, to checked batches of statistics."""
