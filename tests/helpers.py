@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+from collections.abc import Callable
+
 import numpy as np
 
 from jaxvi import Ragged, Solution, SuffStats, solve
@@ -81,3 +85,22 @@ def assert_solutions_close(got: Solution, want: Solution, lam=1.0, sigma=1.0, rt
     for name in ("elbo", "log_evidence"):
         err = np.abs(getattr(got, name) - getattr(want, name))
         assert np.all(err <= rtol * (scale + 1)), (name, np.max(err / (scale + 1)))
+
+
+def signal_when_ready(
+    proc: subprocess.Popen, sig: int, ready: Callable[[subprocess.Popen], None]
+) -> tuple[float, int, str]:
+    """Wait for ``ready(proc)``, check that ``proc`` still runs, send it ``sig``; (seconds it
+    took to exit, its exit code, its whole stderr as text). ``proc`` is killed on any way out."""
+    try:
+        ready(proc)
+        assert proc.poll() is None, "the run ended before the signal"
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        seconds = time.monotonic() - sent
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    text = err if isinstance(err, str) else err.decode()
+    return seconds, proc.returncode, text

@@ -23,6 +23,8 @@ import pytest
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
+from helpers import signal_when_ready  # noqa: E402
+
 import jaxvi  # noqa: E402
 import jaxvi.dask  # noqa: E402
 from tests.conftest import X64  # noqa: E402
@@ -419,20 +421,16 @@ def test_command_on_dask_stops_at_once_when_signalled(long_files, tmp_path, sig)
     out = tmp_path / "results"
     cmd = [*JAXVI_FIT, str(folder), "-o", str(out), "--scheduler", "local:2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    children: list[int] = []
+
+    def cluster_up(proc: subprocess.Popen) -> None:
         first = proc.stderr.readline()  # the dashboard's address: the cluster is up
         assert first.startswith("dask dashboard:"), first
         time.sleep(0.5)
-        assert proc.poll() is None, "the run ended before the signal"
-        children = _children(proc.pid)
-        sent = time.monotonic()
-        proc.send_signal(sig)
-        proc.wait(timeout=30)
-        seconds = time.monotonic() - sent
-    finally:
-        proc.kill()
-        _, err = proc.communicate()
-    assert proc.returncode == 128 + sig
+        children.extend(_children(proc.pid))
+
+    seconds, code, err = signal_when_ready(proc, sig, cluster_up)
+    assert code == 128 + sig
     assert err.splitlines()[-1] == "jaxvi fit: interrupted"
     assert "Traceback" not in err
     assert seconds < 2.0

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import signal_when_ready
 
 import jaxvi
 
@@ -41,17 +42,7 @@ def _run_and_signal(cmd, tmp_path, sig, after: float, env_extra=None):
     env = dict(os.environ, JAX_PLATFORMS="cpu", TMPDIR=str(tmp_path / "tmp"), **(env_extra or {}))
     (tmp_path / "tmp").mkdir()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        time.sleep(after)
-        assert proc.poll() is None, "the run ended before the signal"
-        sent = time.monotonic()
-        proc.send_signal(sig)
-        proc.wait(timeout=30)
-        seconds = time.monotonic() - sent
-    finally:
-        proc.kill()
-        _, err = proc.communicate()
-    return seconds, proc.returncode, err.decode()
+    return signal_when_ready(proc, sig, lambda _: time.sleep(after))
 
 
 def _leftovers(folder) -> list[str]:
