@@ -1,11 +1,14 @@
-"""Faults of the machine (issue 25): a file-size limit while writing, a cache folder that
-cannot be written. Each gives one line and a clean folder, or a warning and a correct result."""
+"""Faults of the machine (issue 25): a file-size limit (a full disk) while writing and while
+spilling, a temporary folder that vanishes, a cache folder that cannot be written, runs killed
+or run at once. Each gives one line and a clean folder, or a warning and a correct result."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -113,3 +116,67 @@ def test_concurrent_runs_on_one_input_output_and_cache_agree(input_file, tmp_pat
     alone = tmp_path / "alone.parquet"
     subprocess.run([*JAXVI, str(input_file), "-o", str(alone), "-q"], env=env, check=True)
     assert together.equals(pq.read_table(alone))
+
+
+@pytest.fixture(scope="module")
+def spilling_input(tmp_path_factory):
+    """Shuffled rows of 7·10⁵ datasets: DuckDB's group-by spills under a 40 MB memory limit."""
+    path = tmp_path_factory.mktemp("spill") / "shuffled.parquet"
+    rng = np.random.default_rng(26)
+    ids = rng.integers(0, 700_000, 2_000_000)
+    pq.write_table(pa.table({"dataset_id": ids, "x": rng.standard_normal(ids.size)}), path)
+    return path
+
+
+SPILL = ["--memory-limit", "40MB", "--threads", "1", "-q"]
+
+
+def test_a_full_disk_while_spilling_names_the_spill_file_and_leaves_nothing(
+    spilling_input, tmp_path
+):
+    """A 1 MB file-size limit, as a full disk: the first spill file that outgrows it is
+    named in one line (exit 2), and neither output nor spill file is left."""
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    out.mkdir()
+    tmp.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", LIMITED, "fit", str(spilling_input), "-o", str(out / "r.parquet"),
+         *SPILL],
+        capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu", TMPDIR=str(tmp)),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jaxvi fit: error: "), lines
+    assert f'"{tmp}/jaxvi_duckdb/' in lines[0] and "File too large" in lines[0], lines
+    assert list(out.iterdir()) == []
+    assert [p for p in tmp.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("when", ["before the spill", "while spilling"])
+def test_a_temporary_folder_that_vanishes_mid_run_is_one_line(spilling_input, tmp_path, when):
+    """The temporary folder removed once jaxvi's spill folder appears, or once DuckDB has
+    spilled: DuckDB cannot make or open its next file, and the run ends with one line naming
+    it (exit 2) and no output, not a traceback; a run that needed no new file finishes."""
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    out.mkdir()
+    tmp.mkdir()
+    target = out / "r.parquet"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", TMPDIR=str(tmp))
+    proc = subprocess.Popen(
+        [*JAXVI, str(spilling_input), "-o", str(target), *SPILL],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    pattern = "jaxvi_duckdb" if when == "before the spill" else "jaxvi_duckdb/*/*"
+    deadline = time.monotonic() + 60
+    while not list(tmp.glob(pattern)) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    shutil.rmtree(tmp, ignore_errors=True)
+    _, err = proc.communicate(timeout=120)
+    lines = err.splitlines()
+    if proc.returncode == 0:  # DuckDB had every file it needed open
+        assert lines == [] and pq.read_table(target).num_rows > 600_000
+        return
+    assert proc.returncode == 2, err
+    assert len(lines) == 1 and f'"{tmp}/jaxvi_duckdb/' in lines[0], lines
+    assert "Traceback" not in err
+    assert list(out.iterdir()) == []
