@@ -64,10 +64,16 @@ def test_signal_during_the_query_stops_the_command_at_once(slow_input, tmp_path,
 
 
 @pytest.mark.slow
-def test_signal_while_solving_and_writing_stops_the_command(tmp_path):
-    path = tmp_path / "d.parquet"
+@pytest.mark.parametrize("fmt", ["parquet", "npz"])
+def test_signal_while_solving_and_writing_stops_the_command(tmp_path, fmt):
+    """Paused after a batch is written (the query done, JAX loaded): Parquet through DuckDB,
+    and NPZ's ragged layout through the native kernel's host function."""
+    path = tmp_path / f"d.{fmt}"
     ids = np.repeat(np.arange(3000), 2)
-    pq.write_table(pa.table({"dataset_id": ids, "x": np.ones(ids.size)}), path)
+    if fmt == "parquet":
+        pq.write_table(pa.table({"dataset_id": ids, "x": np.ones(ids.size)}), path)
+    else:
+        np.savez(path, values=np.ones(ids.size), offsets=np.arange(0, ids.size + 1, 2))
     out = tmp_path / "out"
     out.mkdir()
     cmd = [*JAXVI, "fit", path, "-o", out / "r.csv", "--batch-size", "100", "-q"]
