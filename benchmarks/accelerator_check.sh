@@ -24,6 +24,9 @@
 #   JAXVI_CHECK_TESTS        the test files to run (default: the device-agnostic set below)
 #   JAXVI_CHECK_REPS         repetitions of jaxvi bench (default 5)
 set -uo pipefail
+# Started from a pytest-xdist worker (the suite), its pytest runs would count as xdist workers
+# too, and pytest-benchmark would refuse to time.
+unset PYTEST_XDIST_WORKER PYTEST_XDIST_WORKER_COUNT PYTEST_XDIST_TESTRUNUID
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=${OUT:-$ROOT/accelerator_check_out}
