@@ -138,9 +138,9 @@ class TableFit:
                 if k == 0:
                     if before_solve is not None:
                         before_solve()
-                    from jaxvi._results.kernel import table_dtype
+                    from jaxvi._model.dtypes import compute_dtype
 
-                    self.dtype = table_dtype(self.dtype_request)
+                    self.dtype = compute_dtype(None, self.dtype_request, who="fit_table")
                     if self.estimate is not None:
                         self.lam_estimate = self._estimate(stats)
                 yield self._result_batch(batch)

@@ -22,7 +22,6 @@ __all__ = [
     "RESULT_COLUMNS",
     "KernelShape",
     "solve_rows",
-    "table_dtype",
     "warm",
 ]
 
@@ -128,14 +127,6 @@ class KernelShape:
         sigma = np.ones(b, dt) if self.sigma_rows else 1.0
         empty = tuple(np.zeros(b, dt) for _ in range(4))
         return _padded_args(empty, lam, sigma, self.theta, dt, b)
-
-
-def table_dtype(requested: Any) -> np.dtype:
-    """The dtype :func:`jaxvi.fit_table` computes in, as
-    :func:`~jaxvi._model.dtypes.compute_dtype` decides."""
-    from jaxvi._model.dtypes import compute_dtype
-
-    return compute_dtype(None, requested, who="fit_table")
 
 
 def warm(shape: KernelShape) -> None:
