@@ -107,11 +107,24 @@ def test_the_user_names_another_quote_or_delimiter(tmp_path, capsys):
     assert jaxvi.fit_table(str(bom), csv_delimiter="|")["n"].to_pylist() == [2]
 
 
+def test_a_tab_delimiter_typed_as_backslash_t(tmp_path, capsys):
+    """`--csv-delimiter '\\t'`, as a shell passes it, is a tab."""
+    path = tmp_path / "t.csv"
+    path.write_text("dataset_id\tx\na,b\t1\na,b\t2\n")
+    out = tmp_path / "r.parquet"
+    assert main(["fit", str(path), "-o", str(out), "-q", "--csv-delimiter", "\\t"]) == 0, (
+        capsys.readouterr().err
+    )
+    res = pq.read_table(out)
+    assert res["dataset_id"].to_pylist() == ["a,b"] and res["n"].to_pylist() == [2]
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
         (["--csv-quote", "ab"], "csv_quote must be one character (not a newline), got 'ab'"),
         (["--csv-delimiter", ""], "csv_delimiter must be one character (not a newline), got ''"),
+        (["--csv-quote", ""], "csv_quote must be one character (not a newline), got ''"),
         (["--csv-quote", ";", "--csv-delimiter", ";"], "csv_quote and csv_delimiter must differ"),
     ],
 )

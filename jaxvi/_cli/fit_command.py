@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from jaxvi._cli.kernel_cache import warm_kernel, worker_env
-from jaxvi._cli.options import positive_float, positive_int
+from jaxvi._cli.options import csv_character, positive_float, positive_int
 
 __all__ = ["add_fit"]
 
@@ -221,13 +221,15 @@ def add_fit(sub) -> None:
     p.add_argument(
         "--csv-quote",
         metavar="CHAR",
+        type=csv_character,
         help="the quote character of CSV input, which also escapes itself doubled (default: "
         "RFC 4180's \")",
     )
     p.add_argument(
         "--csv-delimiter",
         metavar="CHAR",
-        help="the delimiter of CSV input, e.g. ';' or '\\t' (default: detected)",
+        type=csv_character,
+        help="the delimiter of CSV input, e.g. ';', or '\\t' for a tab (default: detected)",
     )
     p.add_argument(
         "--id-column", default="dataset_id", help="dataset id column (default: dataset_id)"

@@ -10,6 +10,7 @@ import math
 __all__ = [
     "Parser",
     "add_model_options",
+    "csv_character",
     "positive_float",
     "positive_int",
     "size_pair",
@@ -43,6 +44,12 @@ def positive_float(text: str) -> float:
     if not is_positive(value):
         raise argparse.ArgumentTypeError(f"{NEED}, got {text}")
     return value
+
+
+def csv_character(text: str) -> str:
+    """A CSV quote or delimiter as typed in a shell: ``;``, or ``\\t`` for a tab (the
+    CSV dialect checks that it is one character)."""
+    return "\t" if text == "\\t" else text
 
 
 def size_pair(text: str) -> tuple[int, int]:

@@ -81,7 +81,7 @@ class TableFit:
         self.exact = exact
         csv = None
         if csv_quote is not None or csv_delimiter is not None:
-            csv = CsvDialect(csv_quote or '"', csv_delimiter)
+            csv = CsvDialect('"' if csv_quote is None else csv_quote, csv_delimiter)
         self.con = connect(
             memory_limit=memory_limit, threads=threads, temp_directory=temp_directory
         )
