@@ -601,3 +601,34 @@ def test_the_reading_bar_ends_full_once_the_query_is_done(error):
         if error is not None:
             raise error("bad input")
     assert progress.bar.n == pytest.approx(33.3 if error else 100.0)
+
+
+@pytest.mark.parametrize("loading", [True, False], ids=["kernel loading", "kernel ready"])
+def test_statistics_are_read_ahead_while_the_kernel_loads(monkeypatch, loading):
+    """While ``busy()`` (the command's kernel still loads), DuckDB's statistics are read on,
+    up to READ_AHEAD datasets, before the first is solved; the results are the same."""
+    from jaxvi._results import fit_table as module
+
+    pulled: list[int] = []
+    real = module.statistics_batches
+
+    def counting(*args, **kwargs):
+        for batch in real(*args, **kwargs):
+            pulled.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(module, "statistics_batches", counting)
+    monkeypatch.setattr(module, "READ_AHEAD", 300)
+    ids = np.repeat(np.arange(1000), 2)
+    data = pa.table({"dataset_id": ids, "x": np.linspace(0.0, 3.0, ids.size)})
+    held_at_solve: list[int] = []
+    with module.TableFit(data, batch_size=100) as run:
+        batches = list(
+            run.batches(
+                before_solve=lambda: held_at_solve.append(len(pulled)), busy=lambda: loading
+            )
+        )
+    assert held_at_solve == [3 if loading else 1]  # 300 datasets: 3 batches of 100
+    assert sum(pulled) == 1000
+    got = pa.Table.from_batches(batches)
+    assert got.equals(fit_table(data, batch_size=100).replace_schema_metadata(None))
