@@ -27,6 +27,7 @@ from helpers import signal_when_ready  # noqa: E402
 
 import jaxvi  # noqa: E402
 import jaxvi.dask  # noqa: E402
+from jaxvi._results.kernel import CACHE_ENTRY_PREFIX  # noqa: E402
 from tests.conftest import X64  # noqa: E402
 
 NUM = 100_000
@@ -311,12 +312,13 @@ def test_a_missing_column_raises_when_the_graph_is_built(client, tmp_path):
 JAXVI_FIT = [sys.executable, "-m", "jaxvi", "fit"]
 
 
-def _jaxvi(*args: str) -> subprocess.CompletedProcess:
+def _jaxvi(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*JAXVI_FIT, *args],
         capture_output=True,
         text=True,
         timeout=180,
+        env=env,
     )
 
 
@@ -326,8 +328,14 @@ def test_command_on_a_local_cluster_writes_parts_with_metadata(client, long_file
     out = tmp_path / "results"
     out.mkdir()
     (out / "stale.parquet").write_bytes(b"replaced only by a complete folder")
-    proc = _jaxvi(str(folder), "-o", str(out), "--scheduler", "local:2", "--lam", "2", "-q")
+    # The command's default cache folder, in this test's own $XDG_CACHE_HOME.
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    args = (str(folder), "-o", str(out), "--scheduler", "local:2", "--lam", "2", "-q")
+    proc = _jaxvi(*args, env=env)
     assert proc.returncode == 0, proc.stderr
+    # The workers kept the kernel they compiled in the command's cache, for the next run.
+    assert list((tmp_path / "xdg" / "jaxvi" / "xla").glob(CACHE_ENTRY_PREFIX + "*"))
     parts = sorted(out.iterdir())
     assert parts and all(p.name.startswith("part-") for p in parts)
     want = _sorted(jaxvi.dask.fit_table(str(folder), lam=2.0).compute())
