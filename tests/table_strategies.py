@@ -208,8 +208,11 @@ def write(drawn: Drawn, folder: Path) -> str:
         elif drawn.fmt == "csv":
             out = io.StringIO()
             options = {k: v for k, v in drawn.options.items() if k != "bom"}
-            if "" in drawn.datasets:  # an unquoted empty field is a missing value (pandas,
-                options["quoting"] = csv.QUOTE_ALL  # DuckDB, R); a quoted "" is a string
+            # An unquoted empty field is a missing value (pandas, DuckDB, R); a quoted "" is a
+            # string. Python's writer leaves a lone \r unquoted when lines end in \n, which
+            # every reader then takes for a line break.
+            if "" in drawn.datasets or any("\r" in str(k) for k in drawn.datasets):
+                options["quoting"] = csv.QUOTE_ALL
             writer = csv.writer(out, **options)
             writer.writerow(list(part))
             for i in range(len(rows)):

@@ -83,6 +83,11 @@ def test_valid_generated_inputs_give_the_in_memory_results(request, folder):
                     "dataset_id", "x", "csv", 1, False, False, 1.0, 1.0,
                     options={"delimiter": ",", "quoting": 1, "lineterminator": "\n", "bom": False})
     )  # fmt: skip
+    @example(  # a lone carriage return as an id: the CSV writer must quote it
+        drawn=Drawn({"0": np.array([0.0]), "\r": np.array([0.0])}, "string", "float16",
+                    "dataset_id", "x", "csv", 1, False, False, 0.25, 0.25,
+                    options={"delimiter": ",", "quoting": 0, "lineterminator": "\n", "bom": False})
+    )  # fmt: skip
     def check(drawn: Drawn) -> None:
         source = write(drawn, folder.mktemp("in"))
         res = jaxvi.fit_table(source, **_fit_args(drawn)).to_pydict()
