@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 import time
 
 import duckdb
@@ -605,8 +606,9 @@ def test_the_reading_bar_ends_full_once_the_query_is_done(error):
 
 @pytest.mark.parametrize("loading", [True, False], ids=["kernel loading", "kernel ready"])
 def test_statistics_are_read_ahead_while_the_kernel_loads(monkeypatch, loading):
-    """While ``busy()`` (the command's kernel still loads), DuckDB's statistics are read on,
-    up to READ_AHEAD datasets, before the first is solved; the results are the same."""
+    """DuckDB's statistics are read on while the caller waits for its kernel: up to
+    READ_AHEAD datasets while ``busy()``, AHEAD once it is ready, and no more; the results are
+    the same."""
     from jaxvi._results import fit_table as module
 
     pulled: list[int] = []
@@ -619,16 +621,37 @@ def test_statistics_are_read_ahead_while_the_kernel_loads(monkeypatch, loading):
 
     monkeypatch.setattr(module, "statistics_batches", counting)
     monkeypatch.setattr(module, "READ_AHEAD", 300)
+    monkeypatch.setattr(module, "AHEAD", 100)
+    # The first batch is taken; the reader then holds READ_AHEAD (3 batches of 100) or AHEAD.
+    expected = 4 if loading else 2
+    held_at_solve: list[int] = []
+
+    def before_solve() -> None:  # the kernel loads: the reader fills up to its limit, and stops
+        deadline = time.monotonic() + 30
+        while len(pulled) < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        held_at_solve.append(len(pulled))
+
     ids = np.repeat(np.arange(1000), 2)
     data = pa.table({"dataset_id": ids, "x": np.linspace(0.0, 3.0, ids.size)})
-    held_at_solve: list[int] = []
     with module.TableFit(data, batch_size=100) as run:
-        batches = list(
-            run.batches(
-                before_solve=lambda: held_at_solve.append(len(pulled)), busy=lambda: loading
-            )
-        )
-    assert held_at_solve == [3 if loading else 1]  # 300 datasets: 3 batches of 100
+        batches = list(run.batches(before_solve=before_solve, busy=lambda: loading))
+    assert held_at_solve == [expected]
     assert sum(pulled) == 1000
     got = pa.Table.from_batches(batches)
     assert got.equals(fit_table(data, batch_size=100).replace_schema_metadata(None))
+
+
+def test_an_unfinished_run_stops_its_reader_and_closes():
+    """A caller that stops after the first batch (an error while writing, say) and closes the
+    run: the reading thread is stopped and joined, and DuckDB's connection closed."""
+    ids = np.repeat(np.arange(5000), 2)
+    data = pa.table({"dataset_id": ids, "x": np.ones(ids.size)})
+    run = TableFit(data, batch_size=100)
+    batches = run.batches()
+    next(batches)
+    run.close()
+    assert not any(t.name == "jaxvi-read-ahead" for t in threading.enumerate())
+    with pytest.raises(Exception, match="closed"):
+        run.con.execute("SELECT 1")

@@ -13,6 +13,7 @@ the query while its kernel loads (:func:`jaxvi._results.kernel.warm`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -28,6 +29,7 @@ from jaxvi._results.result_batches import estimate_over, result_batch, run_metad
 from jaxvi._tables.checked_batches import StatsBatch, statistics_batches
 from jaxvi._tables.csv_dialect import CsvDialect
 from jaxvi._tables.engine import connect
+from jaxvi._tables.read_ahead import ReadAhead
 from jaxvi._tables.sources import open_source
 from jaxvi._tables.statistics import Layout, plan_statistics
 
@@ -39,6 +41,10 @@ BATCH_SIZE = 1 << 14
 # Datasets whose statistics the command reads ahead while its kernel loads (~50 MB): on 10⁶
 # datasets of sorted Parquet, DuckDB's whole query fits in the second the kernel takes.
 READ_AHEAD = 1 << 20
+# Datasets whose statistics are read ahead once the kernel is ready (~10 MB): the ranges of
+# a sorted input (:data:`~jaxvi._tables.id_ranges.RANGE_ROWS` rows, 1.3·10⁵ datasets of
+# 1-64 points) are then computed by DuckDB while the range before is solved and written.
+AHEAD = 1 << 18
 
 
 class TableFit:
@@ -97,13 +103,17 @@ class TableFit:
             raise
         self.num_datasets = 0
         self.lam_estimate: float | None = None
+        self._reading: ReadAhead[StatsBatch] | None = None
 
     @property
     def label(self) -> str:
         return self.layout.label
 
     def close(self) -> None:
-        """Close DuckDB's connection (its spilled files go with it)."""
+        """Stop reading, if :meth:`batches` was left unfinished, and close DuckDB's connection
+        (its spilled files go with it)."""
+        if self._reading is not None:
+            self._reading.close()
         self.con.close()
 
     def __enter__(self) -> TableFit:
@@ -122,50 +132,45 @@ class TableFit:
         sorted by id. ``progress`` draws bars on stderr: DuckDB's progress through the input,
         then the datasets solved; or, for an input read by ranges of ids, one bar through its
         rows. ``before_solve`` is called once, when the first statistics have left DuckDB.
-        While ``busy()`` (the caller's kernel still loads), DuckDB reads on: up to
-        :data:`READ_AHEAD` datasets' statistics are held until the first is solved."""
-        stats: Any = statistics_batches(self.con, self.layout, self.batch_size)
+        DuckDB's statistics are read on a thread of their own (:class:`ReadAhead`), while
+        the caller solves and writes: up to :data:`READ_AHEAD` datasets ahead while
+        ``busy()`` (the caller's kernel still loads), :data:`AHEAD` after."""
         ranges = self.layout.ranges
-        if ranges is None:  # one query, which reads everything before its first statistics
-            with _QueryProgress(self.con, progress, self.label):
-                stats = self._start(stats, busy)
-            bar = progress_bar(progress, "datasets")
-        else:  # a range of ids at a time: one bar through the input's rows
-            stats = self._start(stats, busy)
-            bar = progress_bar(progress, "rows", ranges.rows, f"reading {self.label}")
-        try:
-            for k, batch in enumerate(stats):
-                if k == 0:
-                    if before_solve is not None:
-                        before_solve()
-                    from jaxvi._model.dtypes import compute_dtype
+        with contextlib.ExitStack() as stack:
+            if ranges is None:  # one query, which reads everything before its first statistics
+                with _QueryProgress(self.con, progress, self.label):  # set before it starts
+                    stats = stack.enter_context(self._read(busy))
+                    first = next(stats)  # an empty input raises before its first batch
+                bar = progress_bar(progress, "datasets")
+            else:  # a range of ids at a time: one bar through the input's rows
+                stats = stack.enter_context(self._read(busy))
+                first = next(stats)
+                bar = progress_bar(progress, "rows", ranges.rows, f"reading {self.label}")
+            stack.callback(bar.close)
+            if before_solve is not None:
+                before_solve()
+            from jaxvi._model.dtypes import compute_dtype
 
-                    self.dtype = compute_dtype(None, self.dtype_request, who="fit_table")
-                    if self.estimate is not None:
-                        self.lam_estimate = self._estimate(stats)
+            self.dtype = compute_dtype(None, self.dtype_request, who="fit_table")
+            held: Iterable[StatsBatch] = itertools.chain([first], stats)
+            if self.estimate is not None:  # λ̂ needs every dataset: O(D) statistics held
+                held = list(held)
+                self.lam_estimate = self._estimate(held)
+            for batch in held:
                 yield self._result_batch(batch)
                 self.num_datasets += len(batch)
                 bar.update(len(batch) if ranges is None else int(batch.n.sum()))
-        finally:
-            bar.close()
 
-    def _start(
-        self, stats: Iterator[StatsBatch], busy: Callable[[], bool] | None
-    ) -> Iterable[StatsBatch]:
-        """``stats`` with its first batch read (the query's blocking part), and more while
-        ``busy()``, up to :data:`READ_AHEAD` datasets; or all of them when λ is estimated
-        (λ̂ needs every dataset: O(D) statistics in memory)."""
-        if self.estimate is not None:
-            return list(stats)
-        first = [next(stats)]
-        held = len(first[0])
-        while busy is not None and held < READ_AHEAD and busy():
-            batch = next(stats, None)
-            if batch is None:
-                break
-            first.append(batch)
-            held += len(batch)
-        return itertools.chain(first, stats)
+    def _read(self, busy: Callable[[], bool] | None) -> ReadAhead[StatsBatch]:
+        """The checked statistics, read on a thread of their own: up to :data:`READ_AHEAD`
+        datasets ahead while ``busy()``, :data:`AHEAD` after."""
+        stats = statistics_batches(self.con, self.layout, self.batch_size)
+
+        def limit() -> int:
+            return READ_AHEAD if busy is not None and busy() else AHEAD
+
+        self._reading = ReadAhead(stats, self.con, limit)
+        return self._reading
 
     def _result_batch(self, batch: StatsBatch) -> Any:
         lam = batch.lam if self.lam_column else self.lam_estimate or self.lam
