@@ -8,7 +8,7 @@ The posterior of ``z`` is Normal(B/a, 1/a) truncated to ``z ≥ 0``. With ``t = 
     \mathrm{KL}(q_{\theta^*}\,\|\,p(z\mid x)) = \log p(x) - \mathrm{ELBO}(\theta^*).
 
 Every function is elementwise, jitted, and safe in the tails (see :mod:`jaxvi._model.tails`);
-``t`` comes from the compensated ``B`` of :func:`jaxvi._model.closed_form.model`, so it is right to
+``t`` comes from the compensated ``B`` of :func:`jaxvi._model.coefficients.model`, so it is right to
 about an ulp however much ``Σx/σ²`` and ``λ`` cancel. An empty dataset (``n = 0``) has the
 prior as posterior: log p = 0, KL = 0, mean 1/λ, variance 1/λ². Kernels never raise on values:
 an invalid dataset (λ ≤ 0, σ ≤ 0, non-finite statistics) gives NaN in its own row only.
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxvi._model.closed_form import Model, log_prior_const, model
+from jaxvi._model.coefficients import Model, log_prior_const, model
 from jaxvi._model.mills import HALF_LOG_2PI, mills
 from jaxvi._model.statistics import SuffStats
 from jaxvi._model.tails import AtOptimum, at_optimum, truncated_quantile, u_of_t

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxvi._model.closed_form import model
+from jaxvi._model.coefficients import model
 from jaxvi._model.statistics import SuffStats
 from jaxvi._model.tails import HALF_LOG_2PI
 

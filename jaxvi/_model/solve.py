@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxvi._model.closed_form import _elbo_core, log_prior_const, model, theta_star_of_model
+from jaxvi._model.closed_form import _elbo_core, theta_star_of_model
+from jaxvi._model.coefficients import log_prior_const, model
 from jaxvi._model.exact import log_evidence_and_kl_gap
 from jaxvi._model.statistics import SuffStats
 
