@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxvi._fit.buckets import _SPLIT_VALUES, Flat, aligned_empty, build_block, gather_block
+from jaxvi._fit.aligned import aligned_empty
+from jaxvi._fit.buckets import _SPLIT_VALUES, Flat, build_block, gather_block
 from jaxvi._fit.plan import ladder, split_buckets
 
 

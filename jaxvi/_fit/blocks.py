@@ -18,7 +18,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxvi._fit.buckets import Flat, aligned_stats, build_block, gather_block, rows_for, work_dtype
+from jaxvi._fit.aligned import aligned_stats, rows_for
+from jaxvi._fit.buckets import Flat, build_block, gather_block, work_dtype
 from jaxvi._fit.devices import Devices, Job, run_jobs
 from jaxvi._fit.plan import ChunkPlan, chunks
 from jaxvi._stats.padded import suff_stats_xla, sum_and_sum_sq

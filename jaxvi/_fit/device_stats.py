@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvi._fit.buckets import Flat, aligned_stats
+from jaxvi._fit.aligned import aligned_stats
+from jaxvi._fit.buckets import Flat
 from jaxvi._stats.padded import suff_stats_xla
 
 __all__ = ["device_chunks", "device_layout", "device_stats"]

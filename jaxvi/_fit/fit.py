@@ -54,8 +54,9 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxvi._fit.aligned import rows_for
 from jaxvi._fit.blocks import raw_windows, reduce_blocks
-from jaxvi._fit.buckets import Flat, rows_for
+from jaxvi._fit.buckets import Flat
 from jaxvi._fit.device_stats import device_layout, device_stats
 from jaxvi._fit.devices import Devices, Job, run_jobs
 from jaxvi._fit.native_stats import native_chunks, native_stats

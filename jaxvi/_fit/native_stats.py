@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxvi._fit.buckets import Flat, aligned_stats
+from jaxvi._fit.aligned import aligned_stats
+from jaxvi._fit.buckets import Flat
 from jaxvi._model.shift import rebase
 from jaxvi._stats import native
 

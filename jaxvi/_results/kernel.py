@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxvi._fit.buckets import rows_for
+from jaxvi._fit.aligned import rows_for
 
 __all__ = [
     "CACHE_ENTRY_PREFIX",
