@@ -585,7 +585,7 @@ def test_the_reading_bar_ends_full_once_the_query_is_done(error):
     # when the group-by hands out its first statistics: the input has then been read whole.
     # After an error the bar stays where the query stopped.
     pytest.importorskip("tqdm")
-    from jaxvi._results.fit_table import _QueryProgress
+    from jaxvi._tables.query_progress import _QueryProgress
 
     class StoppedAtAThird:
         def execute(self, sql):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -24,11 +23,12 @@ from typing import Any
 import numpy as np
 
 from jaxvi._model.params import positive
-from jaxvi._progress import NoBar, progress_bar
+from jaxvi._progress import progress_bar
 from jaxvi._results.result_batches import estimate_over, result_batch, run_metadata
 from jaxvi._tables.checked_batches import StatsBatch, statistics_batches
 from jaxvi._tables.csv_dialect import CsvDialect
 from jaxvi._tables.engine import connect
+from jaxvi._tables.query_progress import _QueryProgress
 from jaxvi._tables.read_ahead import ReadAhead
 from jaxvi._tables.sources import open_source
 from jaxvi._tables.statistics import Layout, plan_statistics
@@ -307,38 +307,3 @@ def fit_table(
     else:  # pragma: no cover - an empty input raises before
         table = pa.table({c: [] for c in RESULT_COLUMNS})
     return table.replace_schema_metadata(run.metadata)
-
-
-class _QueryProgress:
-    """A bar of DuckDB's progress through the input (its group-by reads everything before the
-    first statistics come out), polled from a thread while the query runs."""
-
-    def __init__(self, con: Any, enabled: bool, label: str):
-        self.con, self.label = con, label
-        self.bar = progress_bar(enabled, "%", 100, f"reading {label}", scale=True)
-        self.drawn = not isinstance(self.bar, NoBar)
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._poll, name="jaxvi-query-progress", daemon=True)
-
-    def __enter__(self) -> _QueryProgress:
-        if self.drawn:
-            self.con.execute(
-                "SET enable_progress_bar = true; SET enable_progress_bar_print = false; "
-                "SET progress_bar_time = 0"
-            )
-            self.thread.start()
-        return self
-
-    def _poll(self) -> None:
-        while not self.done.wait(0.2):
-            done = self.con.query_progress()
-            if done >= 0:
-                self.bar.update(max(0.0, round(done, 1) - self.bar.n))
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        self.done.set()
-        if self.drawn:
-            self.thread.join()
-        if exc_type is None:  # the first statistics are out: the input has been read whole
-            self.bar.update(100 - self.bar.n)  # (DuckDB's estimate can stop short, e.g. 33%)
-        self.bar.close()
