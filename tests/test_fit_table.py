@@ -607,8 +607,8 @@ def test_the_reading_bar_ends_full_once_the_query_is_done(error):
 @pytest.mark.parametrize("loading", [True, False], ids=["kernel loading", "kernel ready"])
 def test_statistics_are_read_ahead_while_the_kernel_loads(monkeypatch, loading):
     """DuckDB's statistics are read on while the caller waits for its kernel: up to
-    READ_AHEAD datasets while ``busy()``, AHEAD once it is ready, and no more; the results are
-    the same."""
+    READ_AHEAD datasets while ``busy()``, AHEAD once it is ready, and no more; ``started()``
+    comes once, when the query runs; the results are the same."""
     from jaxvi._results import fit_table as module
 
     pulled: list[int] = []
@@ -625,8 +625,10 @@ def test_statistics_are_read_ahead_while_the_kernel_loads(monkeypatch, loading):
     # The first batch is taken; the reader then holds READ_AHEAD (3 batches of 100) or AHEAD.
     expected = 4 if loading else 2
     held_at_solve: list[int] = []
+    started: list[int] = []
 
     def before_solve() -> None:  # the kernel loads: the reader fills up to its limit, and stops
+        assert started == [0] or started == [1], "started() comes once, before the first solve"
         deadline = time.monotonic() + 30
         while len(pulled) < expected and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -636,7 +638,13 @@ def test_statistics_are_read_ahead_while_the_kernel_loads(monkeypatch, loading):
     ids = np.repeat(np.arange(1000), 2)
     data = pa.table({"dataset_id": ids, "x": np.linspace(0.0, 3.0, ids.size)})
     with module.TableFit(data, batch_size=100) as run:
-        batches = list(run.batches(before_solve=before_solve, busy=lambda: loading))
+        batches = list(
+            run.batches(
+                before_solve=before_solve,
+                busy=lambda: loading,
+                started=lambda: started.append(len(pulled)),  # the query runs: load the kernel
+            )
+        )
     assert held_at_solve == [expected]
     assert sum(pulled) == 1000
     got = pa.Table.from_batches(batches)

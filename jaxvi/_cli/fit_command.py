@@ -99,7 +99,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         if getattr(args, f"{name}_column") is not None and getattr(args, name) is not None:
             raise ValueError(f"give --{name} or --{name}-column, not both")
     # JAX is imported and the kernel loaded from the cache in a second thread while DuckDB
-    # runs the query in this one.
+    # runs the query; the thread starts once the query does, so that its imports do not
+    # slow down the planning before it (both hold the GIL).
     failed: list[BaseException] = []
 
     def warm() -> None:
@@ -111,7 +112,6 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     # Not a daemon, and joined on every way out: a thread killed inside JAX's C++ code while
     # the interpreter exits aborts the process.
     loader = threading.Thread(target=warm, name="jaxvi-import-jax")
-    loader.start()
     lam: Any = args.lam_column or args.lam or 1.0
     if lam == "estimate":
         from jaxvi._model.empirical_bayes import estimate_lam
@@ -135,9 +135,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             before_solve=loader.join,
             busy=loader.is_alive,
+            started=loader.start,
         )
     finally:
-        loader.join()
+        if loader.ident is not None:  # started: bad input fails before the query runs
+            loader.join()
     if not args.quiet:
         print(
             f"fitted {s.num_datasets:,} datasets ({s.num_batches:,} "

@@ -127,6 +127,7 @@ class TableFit:
         progress: bool = False,
         before_solve: Callable[[], None] | None = None,
         busy: Callable[[], bool] | None = None,
+        started: Callable[[], None] | None = None,
     ) -> Iterator[Any]:
         """Arrow record batches of results (:data:`~jaxvi._results.kernel.RESULT_COLUMNS`),
         sorted by id. ``progress`` draws bars on stderr: DuckDB's progress through the input,
@@ -134,16 +135,18 @@ class TableFit:
         rows. ``before_solve`` is called once, when the first statistics have left DuckDB.
         DuckDB's statistics are read on a thread of their own (:class:`ReadAhead`), while
         the caller solves and writes: up to :data:`READ_AHEAD` datasets ahead while
-        ``busy()`` (the caller's kernel still loads), :data:`AHEAD` after."""
+        ``busy()`` (the caller's kernel still loads), :data:`AHEAD` after. ``started`` is
+        called once that thread runs the query (the command starts loading its kernel then,
+        so that importing JAX does not slow down the planning before it)."""
         ranges = self.layout.ranges
         with contextlib.ExitStack() as stack:
             if ranges is None:  # one query, which reads everything before its first statistics
                 with _QueryProgress(self.con, progress, self.label):  # set before it starts
-                    stats = stack.enter_context(self._read(busy))
+                    stats = stack.enter_context(self._read(busy, started))
                     first = next(stats)  # an empty input raises before its first batch
                 bar = progress_bar(progress, "datasets")
             else:  # a range of ids at a time: one bar through the input's rows
-                stats = stack.enter_context(self._read(busy))
+                stats = stack.enter_context(self._read(busy, started))
                 first = next(stats)
                 bar = progress_bar(progress, "rows", ranges.rows, f"reading {self.label}")
             stack.callback(bar.close)
@@ -161,15 +164,19 @@ class TableFit:
                 self.num_datasets += len(batch)
                 bar.update(len(batch) if ranges is None else int(batch.n.sum()))
 
-    def _read(self, busy: Callable[[], bool] | None) -> ReadAhead[StatsBatch]:
+    def _read(
+        self, busy: Callable[[], bool] | None, started: Callable[[], None] | None
+    ) -> ReadAhead[StatsBatch]:
         """The checked statistics, read on a thread of their own: up to :data:`READ_AHEAD`
-        datasets ahead while ``busy()``, :data:`AHEAD` after."""
+        datasets ahead while ``busy()``, :data:`AHEAD` after; ``started()`` once it runs."""
         stats = statistics_batches(self.con, self.layout, self.batch_size)
 
         def limit() -> int:
             return READ_AHEAD if busy is not None and busy() else AHEAD
 
         self._reading = ReadAhead(stats, self.con, limit)
+        if started is not None:
+            started()
         return self._reading
 
     def _result_batch(self, batch: StatsBatch) -> Any:

@@ -193,6 +193,7 @@ def fit_file(
     progress: bool = False,
     before_solve: Callable[[], None] | None = None,
     busy: Callable[[], bool] | None = None,
+    started: Callable[[], None] | None = None,
     csv_quote: str | None = None,
     csv_delimiter: str | None = None,
 ) -> FitSummary:
@@ -214,6 +215,7 @@ def fit_file(
         before_solve: called once before the first batch is solved (the command waits there
             for JAX, which it imports while DuckDB runs the query).
         busy: whether the caller is still loading its kernel: DuckDB reads ahead meanwhile.
+        started: called once DuckDB's query runs (the command starts loading its kernel).
         csv_quote, csv_delimiter: how CSV input is read, as in :func:`jaxvi.fit_table`.
 
     Returns:
@@ -258,7 +260,7 @@ def fit_file(
     ) as run:
         batches = 0
         with output_table(output_path, behind=True) as writer:
-            for batch in run.batches(progress, ready, busy):
+            for batch in run.batches(progress, ready, busy, started):
                 writer.metadata = run.metadata
                 writer.write(batch)
                 batches += 1
