@@ -567,3 +567,19 @@ def test_the_kernel_loads_once_the_query_runs_and_not_for_bad_input(monkeypatch,
     pq.write_table(pa.table({"dataset_id": [1, 1, 2], "x": [0.5, 1.5, 2.0]}), src)
     assert main(["fit", str(src), "-o", str(tmp_path / "r.parquet"), "-q"]) == 0
     assert calls == ["float32"]
+
+
+@pytest.mark.parametrize("given", [None, "3"])
+def test_the_command_gives_openblas_one_thread_unless_told(given):
+    """OpenBLAS's idle threads spin (no command does linear algebra): the command sets one
+    thread before NumPy loads, and keeps the user's own setting."""
+    code = (
+        "import os, jaxvi.cli as c\n"
+        "c.main = lambda: print(os.environ['OPENBLAS_NUM_THREADS']) or 0\n"
+        "c.run()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert (out.returncode, out.stdout) == (0, f"{given or 1}\n")
