@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import jaxvi._results.fit_table as fit_table_module
 import jaxvi._tables.id_ranges as id_ranges_module
+import jaxvi._tables.query_progress as query_progress_module
 from jaxvi import fit_table
 from jaxvi._results.fit_table import TableFit
 from jaxvi._tables.statistics import statistics_queries
@@ -163,6 +164,7 @@ def test_a_sorted_input_draws_one_bar_through_its_rows(tmp_path, monkeypatch):
     # counts its rows. Read whole, one bar follows the query, then one counts the datasets.
     path = _sorted_path(tmp_path)
     monkeypatch.setattr(fit_table_module, "progress_bar", _Bar)
+    monkeypatch.setattr(query_progress_module, "progress_bar", _Bar)
     for range_rows, units in ((20, ["rows"]), (WHOLE, ["%", "datasets"])):
         _Bar.made = []
         _fit(path, range_rows, progress=True, batch_size=16)
