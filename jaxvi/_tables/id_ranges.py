@@ -27,9 +27,12 @@ __all__ = ["RANGE_ROWS", "IdRanges", "id_ranges"]
 # Rows per range, at least; a range is whole row groups (DuckDB's writer makes them of
 # 122,880 rows, pyarrow's of 2²⁰), and the one it shares with the next range is read twice.
 # On 10⁶ sorted datasets in pyarrow's row groups (benchmarks/files.py), 2²² rows per range
-# took `jaxvi fit`'s peak RSS from 359-364 MB to 271-272 MB at the same wall time; 2²¹ saved
-# 10 MB more and cost 0.1-0.2 s, 2²³ saved 13 MB less.
-RANGE_ROWS = 1 << 22
+# took `jaxvi fit`'s peak RSS from 359-364 MB to 271-272 MB at the same wall time, and 2²¹
+# saved 10 MB more for 0.1-0.2 s. Once the statistics were read on a thread of their own
+# (:mod:`jaxvi._tables.read_ahead`), 2²³ was 3% faster than 2²² in three runs of 7-9 rounds
+# (1.63 s against 1.68 s; a range's group-by and sort, and its shared row group, come half as
+# often) for 10-18 MB more.
+RANGE_ROWS = 1 << 23
 
 
 @dataclass(frozen=True)
