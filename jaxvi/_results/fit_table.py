@@ -7,8 +7,8 @@ each batch is solved by one jitted kernel (:mod:`jaxvi._results.kernel`) and han
 Memory stays bounded however many datasets there are: DuckDB spills to disk past its memory
 limit, and a sorted input never holds more than a range's datasets.
 
-This module imports JAX only when the first batch is solved, so the ``jaxvi`` command starts
-the query while its kernel loads (:func:`jaxvi._results.kernel.warm`).
+It imports JAX only when the first batch is solved: the ``jaxvi`` command loads its kernel
+meanwhile (:func:`jaxvi._results.kernel.warm`).
 """
 
 from __future__ import annotations
@@ -132,12 +132,11 @@ class TableFit:
         """Arrow record batches of results (:data:`~jaxvi._results.kernel.RESULT_COLUMNS`),
         sorted by id. ``progress`` draws bars on stderr: DuckDB's progress through the input,
         then the datasets solved; or, for an input read by ranges of ids, one bar through its
-        rows. ``before_solve`` is called once, when the first statistics have left DuckDB.
-        DuckDB's statistics are read on a thread of their own (:class:`ReadAhead`), while
-        the caller solves and writes: up to :data:`READ_AHEAD` datasets ahead while
-        ``busy()`` (the caller's kernel still loads), :data:`AHEAD` after. ``started`` is
-        called once that thread runs the query (the command starts loading its kernel then,
-        so that importing JAX does not slow down the planning before it)."""
+        rows. The statistics are read on a thread of their own (:class:`ReadAhead`) while the
+        caller solves and writes, up to :data:`READ_AHEAD` datasets ahead while ``busy()``
+        (the caller's kernel loads), :data:`AHEAD` after. ``started()`` is called once the
+        query runs (the command starts loading its kernel then), ``before_solve()`` once the
+        first statistics are out."""
         ranges = self.layout.ranges
         with contextlib.ExitStack() as stack:
             if ranges is None:  # one query, which reads everything before its first statistics
@@ -158,7 +157,10 @@ class TableFit:
             held: Iterable[StatsBatch] = itertools.chain([first], stats)
             if self.estimate is not None:  # λ̂ needs every dataset: O(D) statistics held
                 held = list(held)
-                self.lam_estimate = self._estimate(held)
+                sigma = None if self.sigma_column else self.sigma
+                self.lam_estimate = estimate_over(
+                    held, self.estimate, sigma=sigma, dtype=self.dtype, label=self.label
+                )
             for batch in held:
                 yield self._result_batch(batch)
                 self.num_datasets += len(batch)
@@ -193,11 +195,6 @@ class TableFit:
             batch_size=self.batch_size,
             label=self.label,
         )
-
-    def _estimate(self, stats: list[StatsBatch]) -> float:
-        assert self.estimate is not None
-        sigma = None if self.sigma_column else self.sigma
-        return estimate_over(stats, self.estimate, sigma=sigma, dtype=self.dtype, label=self.label)
 
     @property
     def metadata(self) -> dict[str, str]:
