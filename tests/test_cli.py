@@ -463,7 +463,7 @@ def test_help_is_complete():
         for option in options:
             assert option in text, (name, option)
     # The help states fit_table's batch size (written out, so that --help imports no NumPy).
-    from jaxvi._results.fit_table import BATCH_SIZE
+    from jaxvi._results.table_fit import BATCH_SIZE
 
     batch = next(a for a in sub.choices["fit"]._actions if a.dest == "batch_size")
     assert batch.help.endswith(f"(default: {BATCH_SIZE})")

@@ -26,8 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxvi import Ragged, SuffStats, estimate_lam, fit, fit_table
-from jaxvi._results.fit_table import TableFit
 from jaxvi._results.kernel import RESULT_COLUMNS
+from jaxvi._results.table_fit import TableFit
 
 LAM, SIGMA = 1.5, 0.8
 
@@ -555,8 +555,8 @@ def test_float64_without_x64_warns_and_computes_float32():
 def test_connections_are_closed_after_bad_input_and_after_reading_back(tmp_path, monkeypatch):
     import duckdb
 
-    from jaxvi._results import fit_table as fit_table_module
     from jaxvi._results import read_back
+    from jaxvi._results import table_fit as fit_table_module
     from jaxvi._tables import engine
 
     opened = []
@@ -609,7 +609,7 @@ def test_statistics_are_read_ahead_while_the_kernel_loads(monkeypatch, loading):
     """DuckDB's statistics are read on while the caller waits for its kernel: up to
     READ_AHEAD datasets while ``busy()``, AHEAD once it is ready, and no more; ``started()``
     comes once, when the query runs; the results are the same."""
-    from jaxvi._results import fit_table as module
+    from jaxvi._results import table_fit as module
 
     pulled: list[int] = []
     real = module.statistics_batches

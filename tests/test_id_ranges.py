@@ -16,11 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import jaxvi._results.fit_table as fit_table_module
+import jaxvi._results.table_fit as table_fit_module
 import jaxvi._tables.id_ranges as id_ranges_module
 import jaxvi._tables.query_progress as query_progress_module
 from jaxvi import fit_table
-from jaxvi._results.fit_table import TableFit
+from jaxvi._results.table_fit import TableFit
 from jaxvi._tables.statistics import statistics_queries
 
 WHOLE = 1 << 60  # rows per range so large that every input is read by one query
@@ -163,7 +163,7 @@ def test_a_sorted_input_draws_one_bar_through_its_rows(tmp_path, monkeypatch):
     # Read by ranges, the first statistics come out before the input has been read: one bar
     # counts its rows. Read whole, one bar follows the query, then one counts the datasets.
     path = _sorted_path(tmp_path)
-    monkeypatch.setattr(fit_table_module, "progress_bar", _Bar)
+    monkeypatch.setattr(table_fit_module, "progress_bar", _Bar)
     monkeypatch.setattr(query_progress_module, "progress_bar", _Bar)
     for range_rows, units in ((20, ["rows"]), (WHOLE, ["%", "datasets"])):
         _Bar.made = []

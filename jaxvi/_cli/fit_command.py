@@ -92,7 +92,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         return _cmd_fit_on_dask(args)
 
-    from jaxvi._results.fit_table import BATCH_SIZE
+    from jaxvi._results.table_fit import BATCH_SIZE
     from jaxvi._study.study import fit_file
 
     for name in ("lam", "sigma"):

@@ -40,8 +40,8 @@ def warm_kernel(args: argparse.Namespace, dtype_name: str) -> None:
 
     import numpy as np
 
-    from jaxvi._results.fit_table import BATCH_SIZE
     from jaxvi._results.kernel import CACHE_ENTRY_PREFIX, KernelShape, warm
+    from jaxvi._results.table_fit import BATCH_SIZE
     from jaxvi._study.study import enable_dtype
 
     enable_dtype(dtype_name)

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jaxvi._results.fit_table import BATCH_SIZE
 from jaxvi._results.kernel import RESULT_COLUMNS
 from jaxvi._results.result_batches import estimate_over, result_batch
+from jaxvi._results.table_fit import BATCH_SIZE
 from jaxvi._tables.checked_batches import StatsBatch, long_batch
 from jaxvi._tables.engine import require
 from jaxvi._tables.sources import Source

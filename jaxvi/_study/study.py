@@ -2,7 +2,7 @@
 
 These are the workloads behind ``jaxvi simulate`` and ``jaxvi fit``. Simulation draws a chunk
 of datasets at a time; fitting streams the statistics out of DuckDB a batch at a time
-(:class:`~jaxvi._results.fit_table.TableFit`). Both write atomically: a failed or killed run
+(:class:`~jaxvi._results.table_fit.TableFit`). Both write atomically: a failed or killed run
 leaves no output file. JAX is imported only where it is used, so the command can start DuckDB's
 query first.
 """
@@ -21,8 +21,8 @@ import numpy as np
 from jaxvi._model.params import positive
 from jaxvi._progress import progress_bar
 from jaxvi._results.files import output_format, output_table
-from jaxvi._results.fit_table import BATCH_SIZE, TableFit
 from jaxvi._results.npz import read_npz
+from jaxvi._results.table_fit import BATCH_SIZE, TableFit
 from jaxvi._tables.sources import file_format
 
 __all__ = [
