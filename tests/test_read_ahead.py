@@ -96,3 +96,26 @@ def test_close_while_held_at_the_limit_stops_without_an_interrupt():
     reader.close()
     assert not con.interrupted.is_set()
     assert _threads() == []
+
+
+def test_close_interrupts_a_query_that_starts_after_the_first_interrupt():
+    """An interrupt sent while the thread is between queries is lost (DuckDB's interrupt
+    stops the query running, if any): close repeats it until the thread ends."""
+    con = Connection()
+    between = threading.Event()
+
+    def items():
+        yield "first"
+        between.set()
+        time.sleep(0.3)  # checks between two queries: the first interrupt comes now
+        con.interrupted.clear()  # ... and is lost
+        con.interrupted.wait(30)  # the next query, until interrupted again
+        raise RuntimeError("INTERRUPT Error: Interrupted!")
+
+    reader = ReadAhead(items(), con, lambda: 100)
+    assert next(reader) == "first"
+    between.wait(5)
+    start = time.monotonic()
+    reader.close()
+    assert time.monotonic() - start < 1.5
+    assert _threads() == []

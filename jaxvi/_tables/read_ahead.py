@@ -15,6 +15,7 @@ Nothing here imports JAX.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -103,14 +104,18 @@ class ReadAhead(Generic[T]):
         raise StopIteration
 
     def close(self) -> None:
-        """Stop reading: interrupt the query if one runs, and join the thread."""
+        """Stop reading: interrupt the query if one runs, and join the thread.
+
+        The interrupt is repeated until the thread ends (for :data:`_JOIN_SECONDS` at most):
+        one sent just before the thread starts its next query would be lost."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
         self._thread.join(_RECHECK_SECONDS)
-        if self._thread.is_alive():  # inside DuckDB: stop its query
+        deadline = time.monotonic() + _JOIN_SECONDS
+        while self._thread.is_alive() and time.monotonic() < deadline:  # inside DuckDB
             self._con.interrupt()
-            self._thread.join(_JOIN_SECONDS)
+            self._thread.join(_RECHECK_SECONDS)
 
     def __enter__(self) -> ReadAhead[T]:
         return self
