@@ -119,3 +119,18 @@ def test_close_interrupts_a_query_that_starts_after_the_first_interrupt():
     reader.close()
     assert time.monotonic() - start < 1.5
     assert _threads() == []
+
+
+def test_an_error_while_closing_the_items_reaches_the_caller():
+    class Items:
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            raise StopIteration
+
+        def close(self):
+            raise OSError("data.parquet: cannot release the cursor")
+
+    with ReadAhead(Items(), Connection(), lambda: 10) as reader, pytest.raises(OSError):
+        next(reader)

@@ -79,9 +79,19 @@ class ReadAhead(Generic[T]):
             with self._cond:
                 self._error = err
         finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        """Close the items on this thread (a generator's query and cursor are released here),
+        then say that nothing more comes; an error while closing goes to the caller too."""
+        try:
             close = getattr(self._items, "close", None)
             if close is not None:
-                close()  # its query and cursor are released on this thread
+                close()
+        except BaseException as err:
+            with self._cond:
+                self._error = self._error or err
+        finally:
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
