@@ -583,3 +583,20 @@ def test_the_command_gives_openblas_one_thread_unless_told(given):
         env["OPENBLAS_NUM_THREADS"] = given
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert (out.returncode, out.stdout) == (0, f"{given or 1}\n")
+
+
+def test_a_loader_that_fails_leaves_the_kernel_to_the_solve(monkeypatch, tmp_path, capfd):
+    """An error in the loader thread is not printed from the thread and does not stop the
+    run: the first solve compiles or loads the kernel itself, with the same results."""
+    from jaxvi._cli import fit_command
+
+    def broken(args, dtype):
+        raise RuntimeError("the cache folder vanished")
+
+    monkeypatch.setattr(fit_command, "warm_kernel", broken)
+    src = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"dataset_id": [1, 1, 2], "x": [0.5, 1.5, 2.0]}), src)
+    out = tmp_path / "r.parquet"
+    assert main(["fit", str(src), "-o", str(out), "-q"]) == 0
+    assert capfd.readouterr().err == ""
+    assert pq.read_table(out)["n"].to_pylist() == [2, 1]

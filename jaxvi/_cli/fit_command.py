@@ -7,6 +7,7 @@ The kernel is made ready in a second thread while DuckDB reads
 from __future__ import annotations
 
 import argparse
+import contextlib
 from dataclasses import replace
 from typing import Any
 
@@ -98,16 +99,14 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     for name in ("lam", "sigma"):
         if getattr(args, f"{name}_column") is not None and getattr(args, name) is not None:
             raise ValueError(f"give --{name} or --{name}-column, not both")
+
     # JAX is imported and the kernel loaded from the cache in a second thread while DuckDB
     # runs the query; the thread starts once the query does, so that its imports do not
     # slow down the planning before it (both hold the GIL).
-    failed: list[BaseException] = []
-
     def warm() -> None:
-        try:
+        # An error here would only be lost in the thread: the solve meets it and reports it.
+        with contextlib.suppress(BaseException):
             warm_kernel(args, args.dtype)
-        except BaseException as err:  # the solve reports it; here it would only be lost
-            failed.append(err)
 
     # Not a daemon, and joined on every way out: a thread killed inside JAX's C++ code while
     # the interpreter exits aborts the process.
