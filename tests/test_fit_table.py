@@ -585,7 +585,7 @@ def test_the_reading_bar_ends_full_once_the_query_is_done(error):
     # when the group-by hands out its first statistics: the input has then been read whole.
     # After an error the bar stays where the query stopped.
     pytest.importorskip("tqdm")
-    from jaxvi._tables.query_progress import _QueryProgress
+    from jaxvi._tables.query_progress import QueryProgress
 
     class StoppedAtAThird:
         def execute(self, sql):
@@ -594,7 +594,7 @@ def test_the_reading_bar_ends_full_once_the_query_is_done(error):
         def query_progress(self):
             return 33.3
 
-    progress = _QueryProgress(StoppedAtAThird(), True, "data.csv")
+    progress = QueryProgress(StoppedAtAThird(), True, "data.csv")
     with contextlib.suppress(ValueError), progress:
         deadline = time.monotonic() + 30
         while progress.bar.n == 0 and time.monotonic() < deadline:  # the first poll (0.2 s)

@@ -29,7 +29,7 @@ from jaxvi._results.result_batches import estimate_over, result_batch, run_metad
 from jaxvi._tables.checked_batches import StatsBatch, statistics_batches
 from jaxvi._tables.csv_dialect import CsvDialect
 from jaxvi._tables.engine import connect
-from jaxvi._tables.query_progress import _QueryProgress
+from jaxvi._tables.query_progress import QueryProgress
 from jaxvi._tables.read_ahead import ReadAhead
 from jaxvi._tables.sources import open_source
 from jaxvi._tables.statistics import Layout, plan_statistics
@@ -141,7 +141,7 @@ class TableFit:
         ranges = self.layout.ranges
         with contextlib.ExitStack() as stack:
             if ranges is None:  # one query, which reads everything before its first statistics
-                with _QueryProgress(self.con, progress, self.label):  # set before it starts
+                with QueryProgress(self.con, progress, self.label):  # set before it starts
                     stats = stack.enter_context(self._read(busy, started))
                     first = next(stats)  # an empty input raises before its first batch
                 bar = progress_bar(progress, "datasets")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CSV_BUFFER", "CsvDialect", "dialect_for", "header_after_bom", "literal"]
+__all__ = ["CSV_BUFFER", "CsvDialect", "header_after_bom", "literal", "refuse_dialect_off_csv"]
 
 # DuckDB's CSV reader reads this many bytes at a time per thread (its default is 16 times the
 # longest line allowed, 2 MB). With 4 MB `jaxvi fit` on 10⁶ datasets of CSV peaked 70-110 MB
@@ -61,7 +61,7 @@ def header_after_bom(path: str) -> tuple[str, tuple[str, ...]] | None:
     return dialect.delimiter, tuple(names)
 
 
-def dialect_for(fmt: str, csv: CsvDialect | None, label: str) -> None:
+def refuse_dialect_off_csv(fmt: str, csv: CsvDialect | None, label: str) -> None:
     """Refuse a CSV dialect asked of input that is not CSV (the option would do nothing)."""
     if csv is not None and csv != CsvDialect() and fmt != "csv":
         raise ValueError(f"{label}: csv_quote and csv_delimiter apply to CSV input, not {fmt}")

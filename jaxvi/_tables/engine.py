@@ -237,7 +237,9 @@ def arrow_batches(
     """The results of ``queries`` (SQL and its parameters), one after the other, as Arrow
     record batches of exactly ``rows`` rows (the last may hold fewer), streamed: DuckDB hands
     over a vector of rows at a time, and only about one batch is held here. Errors while a
-    query runs are translated too, and a signal stops it at once (:func:`interruptible`)."""
+    query runs are translated too. A signal stops it at once: on the main thread through
+    :func:`interruptible`; read on a thread of its own (:mod:`jaxvi._tables.read_ahead`),
+    through that reader's ``close``."""
     pa = require("pyarrow")
     duckdb = _duckdb()
     pending: list[Any] = []

@@ -8,10 +8,10 @@ from typing import Any
 
 from jaxvi._progress import NoBar, progress_bar
 
-__all__ = ["_QueryProgress"]
+__all__ = ["QueryProgress"]
 
 
-class _QueryProgress:
+class QueryProgress:
     """A bar of DuckDB's progress through the input (its group-by reads everything before the
     first statistics come out), polled from a thread while the query runs."""
 
@@ -22,7 +22,7 @@ class _QueryProgress:
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._poll, name="jaxvi-query-progress", daemon=True)
 
-    def __enter__(self) -> _QueryProgress:
+    def __enter__(self) -> QueryProgress:
         if self.drawn:
             self.con.execute(
                 "SET enable_progress_bar = true; SET enable_progress_bar_print = false; "

@@ -18,9 +18,9 @@ from typing import Any
 from jaxvi._tables.csv_dialect import (
     CSV_BUFFER,
     CsvDialect,
-    dialect_for,
     header_after_bom,
     literal,
+    refuse_dialect_off_csv,
 )
 from jaxvi._tables.engine import quote as _quote
 from jaxvi._tables.engine import run_sql
@@ -279,11 +279,11 @@ def open_source(con: Any, source: Any, csv: CsvDialect | None = None) -> Source:
         files, fmt = _files_of(text)
         if fmt == "npz":
             raise ValueError(f"{text}: an NPZ file is not a table; use jaxvi fit, which reads it")
-        dialect_for(fmt, csv, text)
+        refuse_dialect_off_csv(fmt, csv, text)
         header = header_after_bom(files[0]) if fmt == "csv" else None
         source_ = Source(text, fmt, tuple(files), header=header, csv=csv or CsvDialect())
         return _describe(con, source_)
-    dialect_for("frame", csv, "an in-memory table")
+    refuse_dialect_off_csv("frame", csv, "an in-memory table")
     frame = _frame(source)
     if frame is None:
         raise TypeError(
