@@ -7,7 +7,6 @@ in :data:`SUBCOMMANDS`; its handler imports the library lazily, so ``jaxvi --hel
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -37,34 +36,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(BaseException):
-    """SIGTERM (a batch scheduler stopping the job), raised where the main thread is."""
-
-
-def _terminated(signum: int, frame) -> None:
-    # Unwinding (instead of dying at once) lets a running DuckDB query be interrupted and the
-    # atomic writers delete their temporary files.
-    raise Terminated
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``jaxvi`` command; returns the exit code."""
+    """Entry point of the ``jaxvi`` command; returns the exit code.
+
+    SIGINT and SIGTERM stop a command at once with exit code 128 + the signal and one line,
+    also where some code lost the signal's exception (:mod:`jaxvi._results.signals`)."""
+    from jaxvi._results.signals import handle_signals, raise_if_signalled, stopped_by
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
-        return args.func(args)
-    except (ValueError, OSError) as err:
-        print(f"jaxvi {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"jaxvi {args.command}: interrupted", file=sys.stderr)
-        return 128 + signal.SIGINT
-    except Terminated:
-        print(f"jaxvi {args.command}: interrupted", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with handle_signals():
+        try:
+            code = args.func(args)
+            raise_if_signalled()  # the run went on, but it was asked to stop
+            return code
+        except BaseException as err:
+            signum = stopped_by(err)  # a library may have made another error of the signal
+            if signum is None:
+                if not isinstance(err, (ValueError, OSError)):
+                    raise
+                print(f"jaxvi {args.command}: error: {err}", file=sys.stderr)
+                return 2
+    print(f"jaxvi {args.command}: interrupted", file=sys.stderr)
+    return 128 + signum
 
 
 def run() -> NoReturn:

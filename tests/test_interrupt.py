@@ -57,7 +57,7 @@ def test_signal_during_the_query_stops_the_command_at_once(slow_input, tmp_path,
     cmd = [*JAXVI, "fit", slow_input, "-o", out / "r.parquet", "--threads", "1", "-q"]
     seconds, code, err = _run_and_signal(cmd, tmp_path, sig, after=2.0)
     assert err == "jaxvi fit: interrupted\n"
-    assert code == 128 + sig
+    assert code == 128 + sig, err
     assert seconds < 2.0
     assert _leftovers(out) == []
     assert _leftovers(tmp_path / "tmp") == [], "DuckDB's spill files were left"

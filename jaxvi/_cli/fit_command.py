@@ -27,9 +27,10 @@ def _cmd_fit_on_dask(args: argparse.Namespace) -> int:
     import time
 
     from jaxvi._dask.cluster import open_scheduler, write_parts
-    from jaxvi._dask.graph import plan_fit
+    from jaxvi._dask.graph import import_dask, plan_fit
     from jaxvi._results.atomic import atomic_folder
     from jaxvi._results.result_batches import run_metadata
+    from jaxvi._results.signals import raise_if_signalled
     from jaxvi._tables.sources import file_format
 
     t0 = time.perf_counter()
@@ -48,6 +49,10 @@ def _cmd_fit_on_dask(args: argparse.Namespace) -> int:
         from jaxvi._model.empirical_bayes import estimate_lam
 
         lam = estimate_lam
+    # Imported before the cluster starts: these imports are most of the planning's time, and
+    # a signal that comes while the scheduler's gc callback runs in this process is lost
+    # (jaxvi._results.signals): the shorter that stretch, the sooner a lost signal is seen.
+    import_dask(who="--scheduler")
     with (
         atomic_folder(args.output) as folder,
         open_scheduler(args.scheduler, announce=not args.quiet, worker_env=worker_env()) as client,
@@ -62,11 +67,13 @@ def _cmd_fit_on_dask(args: argparse.Namespace) -> int:
             theta=args.theta,
             dtype=args.dtype,
         )
+        raise_if_signalled()  # Dask's readers run fsspec code that can swallow a signal
         lam_value = plan.lam
         if plan.estimator is not None:  # λ̂ first: it goes in every part's metadata
             merged = plan.merged.persist()  # client.persist(frame) can drop parts of a frame
             plan = replace(plan, merged=merged)
             lam_value = client.compute(plan.lam_estimate()).result()
+            raise_if_signalled()
         meta = run_metadata(
             plan.problem.label,
             lam=lam_value if lam_value is not None else args.lam_column,

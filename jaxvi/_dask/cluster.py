@@ -19,7 +19,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["open_scheduler", "write_parts"]
+from jaxvi._results.signals import raise_if_signalled
+
+__all__ = ["open_scheduler", "quiet_resource_tracker", "write_parts"]
 
 
 def _workers(spec: str) -> int:
@@ -43,6 +45,7 @@ def open_scheduler(
     except ImportError:
         raise ValueError('--scheduler needs Dask; pip install "jaxvi[dask]"') from None
     if spec == "local" or spec.startswith("local:"):
+        quiet_resource_tracker()
         cluster = distributed.LocalCluster(
             n_workers=_workers(spec),
             threads_per_worker=1,
@@ -71,6 +74,21 @@ def open_scheduler(
         if announce:
             print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
         yield client
+
+
+def quiet_resource_tracker() -> None:
+    """Keep multiprocessing's resource tracker from warning on the command's stderr.
+
+    The queues through which a ``LocalCluster`` starts its workers hold semaphores, which the
+    tracker (a process of its own, started with this one's environment) counts. When a signal
+    stops the command, it exits before they are collected, and the tracker, which removes
+    them, then warned "There appear to be 2 leaked semaphore objects" after the command's one
+    line. A warning filter in ``PYTHONWARNINGS`` silences that one warning there; any the
+    user set stays."""
+    rule = "ignore:resource_tracker:UserWarning"
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if rule not in current.split(","):
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [current, rule]))
 
 
 def _stop_workers(cluster: Any) -> None:
@@ -114,6 +132,7 @@ def write_parts(
         dask.delayed(_write_part)(part, str(folder / f"part-{k:0{width}d}.parquet"), metadata)
         for k, part in enumerate(parts)
     ]
+    raise_if_signalled()  # building the graph ran library code that can swallow a signal
     futures = client.compute(writes)
     if progress:
         from distributed import progress as follow

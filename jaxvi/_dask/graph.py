@@ -19,15 +19,16 @@ from jaxvi._model.params import positive
 from jaxvi._tables.sources import _files_of, file_format
 from jaxvi._tables.statistics import require_columns
 
-__all__ = ["DaskFit", "fit_table", "plan_fit", "read_table"]
+__all__ = ["DaskFit", "fit_table", "import_dask", "plan_fit", "read_table"]
 
 
-def _dask() -> tuple[Any, Any]:
+def import_dask(who: str = "jaxvi.dask") -> tuple[Any, Any]:
+    """``dask`` and ``dask.dataframe``, or the error that names the extra to install."""
     try:
         import dask
         import dask.dataframe as dd
     except ImportError:
-        raise ValueError('jaxvi.dask needs Dask; pip install "jaxvi[dask]"') from None
+        raise ValueError(f'{who} needs Dask; pip install "jaxvi[dask]"') from None
     return dask, dd
 
 
@@ -42,7 +43,7 @@ def read_table(
     it is, Parquet unless its name ends otherwise. CSV value columns are read as text and
     cast by DuckDB in each task, so that a value that is no number is named with its dataset.
     """
-    _, dd = _dask()
+    _, dd = import_dask()
     if isinstance(source, dd.DataFrame):
         return source, "dask table"
     if not isinstance(source, (str, os.PathLike)):

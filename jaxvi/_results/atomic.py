@@ -1,7 +1,9 @@
 """Files and folders that appear whole or not at all: written under a temporary name beside
 the target (same file system, so that :func:`os.replace` is atomic) and renamed into place
 once complete; what a killed run left is removed by the next (:mod:`jaxvi._tables.leftovers`).
-Write errors name the output."""
+Write errors name the output. Nothing is renamed into place once the command was sent
+SIGINT or SIGTERM, even where a library swallowed the exception
+(:mod:`jaxvi._results.signals`)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from jaxvi._results.signals import raise_if_signalled
 from jaxvi._tables.leftovers import remove_dead
 
 __all__ = ["atomic_folder", "atomic_path", "umask", "write_error"]
@@ -36,6 +39,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         raise ValueError(f"{path}: cannot write in {parent} ({err.strerror})") from None
     try:
         yield tmp
+        raise_if_signalled()  # one that a library swallowed: the run was asked to stop
         os.chmod(tmp, 0o777 & ~umask())
         if path.exists():
             old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".old"))
@@ -82,6 +86,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        raise_if_signalled()  # one that a library swallowed: the run was asked to stop
         # mkstemp makes the file private (0600); give it the permissions open() would.
         os.chmod(tmp_path, 0o666 & ~umask())
         os.replace(tmp_path, path)

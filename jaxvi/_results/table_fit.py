@@ -26,6 +26,7 @@ import numpy as np
 from jaxvi._model.params import positive
 from jaxvi._progress import progress_bar
 from jaxvi._results.result_batches import estimate_over, result_batch, run_metadata
+from jaxvi._results.signals import raise_if_signalled
 from jaxvi._tables.checked_batches import StatsBatch, statistics_batches
 from jaxvi._tables.csv_dialect import CsvDialect
 from jaxvi._tables.engine import connect
@@ -163,6 +164,7 @@ class TableFit:
                     held, self.estimate, sigma=sigma, dtype=self.dtype, label=self.label
                 )
             for batch in held:
+                raise_if_signalled()  # one that a library swallowed stops the run here
                 yield self._result_batch(batch)
                 self.num_datasets += len(batch)
                 bar.update(len(batch) if ranges is None else int(batch.n.sum()))

@@ -177,8 +177,9 @@ def interruptible(con: Any, call: Callable[[], T]) -> T:
     Python runs a signal handler only in the main thread, between bytecodes: while DuckDB's
     C++ runs a query there, Ctrl-C and SIGTERM wait for the query to end. So the call runs in
     a helper thread while this one waits on a lock, which a signal does interrupt; when the
-    handler raises (``KeyboardInterrupt``, or the command's ``Terminated`` for SIGTERM), the
-    query is interrupted (``con.interrupt()``), the helper joined, and the exception goes on.
+    handler raises (``KeyboardInterrupt``, or the command's ``Terminated`` for SIGTERM, see
+    :mod:`jaxvi._results.signals`), the query is interrupted (``con.interrupt()``), the
+    helper joined, and the exception goes on.
     The connection stays usable. Off the main thread, ``call()`` runs where it is.
     """
     if threading.current_thread() is not threading.main_thread():
