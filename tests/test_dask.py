@@ -482,6 +482,26 @@ def test_command_on_dask_stops_after_a_signal_lost_while_reading(long_files, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_workers_stopped_by_a_signal_are_not_restarted():
+    """A nanny restarts a worker that dies while it runs; when the command stops, the
+    cluster's close then waited for the new worker to start (1-1.5 s of the 2 s allowed)."""
+    from jaxvi._dask.cluster import _stop_workers
+
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=50,
+    ) as cluster:
+        before = set(_children(os.getpid()))
+        (worker,) = [nanny.pid for nanny in cluster.workers.values()]
+        _stop_workers(cluster)
+        time.sleep(2.0)  # a restarted worker is up within a second
+        assert not _alive(worker)
+        assert [p for p in set(_children(os.getpid())) - before if _alive(p)] == []
+
+
 LEAK_A_SEMAPHORE = """
 import os, sys, multiprocessing
 from jaxvi._dask.cluster import quiet_resource_tracker
