@@ -100,6 +100,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         return _cmd_fit_on_dask(args)
 
+    from jaxvi._results.signals import stopped_by
     from jaxvi._results.table_fit import BATCH_SIZE
     from jaxvi._study.study import fit_file
 
@@ -115,8 +116,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         with contextlib.suppress(BaseException):
             warm_kernel(args, args.dtype)
 
-    # Not a daemon, and joined on every way out: a thread killed inside JAX's C++ code while
-    # the interpreter exits aborts the process.
+    # Not a daemon: a daemon thread killed inside JAX's C++ code while the interpreter exits
+    # aborts the process, where the interpreter waits for this one. Joined on every way out
+    # but a signal: the command then exits at once (os._exit, no teardown), and JAX's import
+    # in it took up to 0.7 s of the stop.
     loader = threading.Thread(target=warm, name="jaxvi-import-jax")
     lam: Any = args.lam_column or args.lam or 1.0
     if lam == "estimate":
@@ -143,9 +146,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             busy=loader.is_alive,
             started=loader.start,
         )
-    finally:
-        if loader.ident is not None:  # started: bad input fails before the query runs
+    except BaseException as err:
+        if stopped_by(err) is None and loader.ident is not None:  # started once the query ran
             loader.join()
+        raise
+    loader.join()
     if not args.quiet:
         print(
             f"fitted {s.num_datasets:,} datasets ({s.num_batches:,} "
