@@ -58,6 +58,7 @@ SCRIPTS = [
     ("device_host_work.py", "--num-datasets", "3000", "--reps", "1"),
     ("padded_parts.py", "--rows", "2000", "--cols", "16", "--reps", "1"),
     ("profile_fit.py", "--num-datasets", "3000", "--reps", "1", "--engine", "device"),
+    ("signal_stops.py", "--datasets", "2000", "--runs", "2", "--max-delay", "0.5"),
 ]
 
 
