@@ -122,16 +122,22 @@ def table(tmp_path):
 def test_the_command_stops_after_a_signal_lost_while_solving(
     table, tmp_path, monkeypatch, capsys, sig
 ):
-    solve = table_fit.result_batch
+    """Three batches of one dataset: the signal lost while solving the first stops the run
+    before the second is solved, and no file is left."""
+    solve, solved = table_fit.result_batch, []
 
     def losing(*args, **kwargs):
-        _lose(sig)
+        if not solved:
+            _lose(sig)
+        solved.append(1)
         return solve(*args, **kwargs)
 
     monkeypatch.setattr(table_fit, "result_batch", losing)
     out = tmp_path / "r.parquet"
-    assert cli.main(["fit", str(table), "-o", str(out), "-q"]) == 128 + sig
+    argv = ["fit", str(table), "-o", str(out), "-q", "--batch-size", "1"]
+    assert cli.main(argv) == 128 + sig
     assert capsys.readouterr().err == "jaxvi fit: interrupted\n"
+    assert solved == [1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
 
 

@@ -67,13 +67,15 @@ def _cmd_fit_on_dask(args: argparse.Namespace) -> int:
             theta=args.theta,
             dtype=args.dtype,
         )
-        raise_if_signalled()  # Dask's readers run fsspec code that can swallow a signal
         lam_value = plan.lam
         if plan.estimator is not None:  # λ̂ first: it goes in every part's metadata
             merged = plan.merged.persist()  # client.persist(frame) can drop parts of a frame
             plan = replace(plan, merged=merged)
-            lam_value = client.compute(plan.lam_estimate()).result()
+            estimate = plan.lam_estimate()
+            # Before the cluster's pass over every dataset (as write_parts checks before its
+            # own): Dask's readers run fsspec code that can swallow a signal.
             raise_if_signalled()
+            lam_value = client.compute(estimate).result()
         meta = run_metadata(
             plan.problem.label,
             lam=lam_value if lam_value is not None else args.lam_column,
