@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 __all__ = [
+    "INTERRUPT_SECONDS",
     "EngineError",
     "arrow_batches",
     "arrow_table",
@@ -33,6 +34,10 @@ __all__ = [
 ]
 
 INSTALL_HINT = 'pip install "jaxvi[cli]"'
+
+# How long an interrupted query may take to stop before the signal's exception goes on anyway
+# (here, and in :mod:`jaxvi._tables.read_ahead`).
+INTERRUPT_SECONDS = 1.5
 
 
 def require(module: str) -> Any:
@@ -201,16 +206,12 @@ def interruptible(con: Any, call: Callable[[], T]) -> T:
         done.wait()
     except BaseException:
         con.interrupt()
-        done.wait(_JOIN_SECONDS)
+        done.wait(INTERRUPT_SECONDS)
         raise
     ok, value = outcome[0]
     if ok:
         return value
     raise value
-
-
-# How long an interrupted query may take to stop before the signal's exception goes on anyway.
-_JOIN_SECONDS = 1.5
 
 
 def run_sql(con: Any, sql: str, params: Mapping[str, Any] | None, label: str) -> Any:

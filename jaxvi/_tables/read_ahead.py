@@ -20,12 +20,12 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from jaxvi._tables.engine import INTERRUPT_SECONDS
+
 __all__ = ["ReadAhead"]
 
 T = TypeVar("T")
 
-# How long :meth:`ReadAhead.close` waits for an interrupted query to stop.
-_JOIN_SECONDS = 1.5
 # How often a reader held at its limit looks at the limit again (it may fall when the
 # caller stops being busy, or rise).
 _RECHECK_SECONDS = 0.05
@@ -116,13 +116,13 @@ class ReadAhead(Generic[T]):
     def close(self) -> None:
         """Stop reading: interrupt the query if one runs, and join the thread.
 
-        The interrupt is repeated until the thread ends (for :data:`_JOIN_SECONDS` at most):
+        The interrupt is repeated until the thread ends (for :data:`INTERRUPT_SECONDS` at most):
         one sent just before the thread starts its next query would be lost."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
         self._thread.join(_RECHECK_SECONDS)
-        deadline = time.monotonic() + _JOIN_SECONDS
+        deadline = time.monotonic() + INTERRUPT_SECONDS
         while self._thread.is_alive() and time.monotonic() < deadline:  # inside DuckDB
             self._con.interrupt()
             self._thread.join(_RECHECK_SECONDS)
